@@ -1,0 +1,142 @@
+package channels
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Channel is a named log stream. Legacy (v1/v2) channels have decimal ids
+// allocated by the store; v3 channels have ids chosen by the caller.
+type Channel struct {
+	ID    string   `json:"id"`
+	Name  string   `json:"name,omitempty"`
+	Flags []string `json:"flags,omitempty"` // "no_tail", "no_redis"; kept across v3 PUT
+}
+
+// HasFlag reports whether the channel carries flag f.
+func (c Channel) HasFlag(f string) bool {
+	for _, x := range c.Flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Token authorises writes to one channel. Its ID ("t.<uuid>") appears in
+// incoming messages and is replaced by Name in what is stored ("cooking").
+type Token struct {
+	ID        string `json:"token"`
+	ChannelID string `json:"channel_id"`
+	Name      string `json:"name"`
+}
+
+// String redacts the secret part of the token so it is safe to log.
+func (t Token) String() string { return Redact(t.ID) + "(" + t.Name + ")" }
+
+// Route is what the hot path needs from a token: where its messages go and
+// the name that replaces the token in the stored line.
+type Route struct {
+	ChannelID string
+	Token     string // the token id, "t.<uuid>"
+	Name      string
+}
+
+// Drain is an endpoint that receives a channel's stream. A drain reserved
+// without a destination has an empty URL and delivers nothing.
+type Drain struct {
+	ID        int64  `json:"id"`
+	ChannelID string `json:"channel_id"`
+	Token     string `json:"token"` // "d.<uuid>"
+	URL       string `json:"url,omitempty"`
+}
+
+// Cred is an API credential (Logplex's cred:<id> hash).
+type Cred struct {
+	ID         string `json:"id"`   // 32 uppercase hex characters
+	Pass       string `json:"pass"` // 64 uppercase hex characters
+	Name       string `json:"name"`
+	FullAPI    bool   `json:"full_api"`    // may use the management API
+	AnyChannel bool   `json:"any_channel"` // may write logs to any channel through HTTP input
+}
+
+// String redacts the password.
+func (c Cred) String() string { return c.ID + "(" + c.Name + ")" }
+
+// Session is a stored request to read a channel (history and maybe tail).
+// Body is the request JSON, kept verbatim as Logplex does.
+type Session struct {
+	ID      string    `json:"id"`
+	Body    []byte    `json:"body"`
+	Expires time.Time `json:"expires"`
+}
+
+// Cursor is a reader's position in a channel log: the next offset to read
+// within a log epoch.
+type Cursor struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// NewToken returns a fresh token id "t.<uuid v4>".
+func NewToken() string { return "t." + uuid.NewString() }
+
+// NewDrainToken returns a fresh drain token "d.<uuid v4>".
+func NewDrainToken() string { return "d." + uuid.NewString() }
+
+// NewSessionID returns a fresh session id (a lowercase UUID v4, 36 characters).
+func NewSessionID() string { return uuid.NewString() }
+
+// NewCredID returns 32 uppercase hex characters (16 random bytes).
+func NewCredID() string { return randomHex(16) }
+
+// NewCredPass returns 64 uppercase hex characters (32 random bytes).
+func NewCredPass() string { return randomHex(32) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return strings.ToUpper(hex.EncodeToString(b))
+}
+
+// Redact shortens a secret for logs: "t.feff49f1-…".
+func Redact(secret string) string {
+	if len(secret) <= 10 {
+		return "…"
+	}
+	return secret[:10] + "…"
+}
+
+// IsTokenID reports whether s looks like a token id: "t." followed by a UUID.
+func IsTokenID(s string) bool {
+	return len(s) == 38 && s[0] == 't' && s[1] == '.' && isUUID(s[2:])
+}
+
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// IsSessionID reports whether s is a session id (a 36-character UUID).
+func IsSessionID(s string) bool { return isUUID(s) }
