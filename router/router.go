@@ -1,0 +1,192 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/syslog"
+)
+
+// Errors returned by Ingester.Add and AddRoute. The message was not added.
+var (
+	ErrMalformed    = errors.New("malformed message")
+	ErrUnknownToken = errors.New("unknown token")
+)
+
+// TokenLookup is the part of channels.Store the router needs.
+type TokenLookup interface {
+	LookupToken(token []byte) (channels.Route, bool)
+}
+
+// Router routes messages to channel logs. It implements syslog.Handler.
+type Router struct {
+	tokens  TokenLookup
+	log     channels.Log
+	metrics *Metrics
+	now     func() time.Time
+	pool    sync.Pool
+}
+
+// New returns a Router that looks tokens up in tokens and appends to log.
+// m may be nil.
+func New(tokens TokenLookup, log channels.Log, m *Metrics) *Router {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	r := &Router{tokens: tokens, log: log, metrics: m, now: time.Now}
+	r.pool.New = func() any { return &Ingester{r: r, byChannel: make(map[string]*channels.Batch)} }
+	return r
+}
+
+// Ingester collects messages for one Commit. Not safe for concurrent use.
+type Ingester struct {
+	r         *Router
+	batches   []*channels.Batch          // batches in first-use order
+	byChannel map[string]*channels.Batch // channel id → batch in batches
+	free      []*channels.Batch
+	scratch   []byte // RFC 3164 → RFC 5424 conversion
+	n         int    // messages added since the last Commit
+}
+
+// Ingester returns a pooled Ingester; call Release when done with it.
+func (r *Router) Ingester() *Ingester { return r.pool.Get().(*Ingester) }
+
+// Release discards what was not committed and returns in to the pool.
+func (in *Ingester) Release() {
+	in.reset()
+	// Do not keep the memory of an unusually large request around.
+	big := len(in.scratch) > 64<<10
+	for _, b := range in.free {
+		if b.Bytes() > 1<<20 {
+			big = true
+		}
+	}
+	if big {
+		in.free, in.scratch = nil, nil
+	}
+	in.r.pool.Put(in)
+}
+
+// Len returns the number of messages added since the last Commit.
+func (in *Ingester) Len() int { return in.n }
+
+// Add routes msg by its own token (in RFC 5424 APP-NAME, in structured data
+// or in an RFC 3164 TAG). RFC 3164 messages are stored as RFC 5424.
+func (in *Ingester) Add(msg []byte) error {
+	msg, ok := in.normalize(msg)
+	if !ok {
+		return ErrMalformed
+	}
+	i, j, ok := syslog.FindToken(msg)
+	if !ok {
+		return ErrMalformed
+	}
+	rt, ok := in.r.tokens.LookupToken(msg[i:j])
+	if !ok {
+		return ErrUnknownToken
+	}
+	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
+	in.n++
+	return nil
+}
+
+// AddRoute adds msg to rt's channel (HTTP input authenticated by a token):
+// the first occurrence of rt.Token in msg is replaced by rt.Name; a
+// message without it is stored as it is, as Logplex does.
+func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
+	msg, ok := in.normalize(msg)
+	if !ok {
+		return ErrMalformed
+	}
+	b := in.batch(rt.ChannelID)
+	if i, j, ok := syslog.FindToken(msg); ok && string(msg[i:j]) == rt.Token {
+		b.AddCooked(msg, i, j, rt.Name)
+	} else if i := indexString(msg, rt.Token); i >= 0 {
+		b.AddCooked(msg, i, i+len(rt.Token), rt.Name)
+	} else {
+		b.Add(msg)
+	}
+	in.n++
+	return nil
+}
+
+// normalize returns msg as RFC 5424, converting RFC 3164 into in.scratch.
+func (in *Ingester) normalize(msg []byte) ([]byte, bool) {
+	if len(msg) == 0 {
+		return nil, false
+	}
+	if syslog.Is5424(msg) {
+		return msg, true
+	}
+	out, ok := syslog.To5424(in.scratch[:0], msg, in.r.now())
+	if ok {
+		in.scratch = out
+	}
+	return out, ok
+}
+
+func (in *Ingester) batch(channelID string) *channels.Batch {
+	if b, ok := in.byChannel[channelID]; ok {
+		return b
+	}
+	var b *channels.Batch
+	if n := len(in.free); n > 0 {
+		b, in.free = in.free[n-1], in.free[:n-1]
+	} else {
+		b = new(channels.Batch)
+	}
+	b.ChannelID = channelID
+	in.batches = append(in.batches, b)
+	in.byChannel[channelID] = b
+	return b
+}
+
+// Commit appends everything added since the last Commit to the channel
+// logs, all or nothing (see channels.Log.Append). Either way the Ingester
+// is empty afterwards.
+func (in *Ingester) Commit(ctx context.Context) error {
+	if in.n == 0 {
+		return nil
+	}
+	now := in.r.now().UnixNano()
+	for _, b := range in.batches {
+		b.Time = now
+	}
+	err := in.r.log.Append(ctx, in.batches)
+	in.reset()
+	return err
+}
+
+func (in *Ingester) reset() {
+	for _, b := range in.batches {
+		b.Reset()
+		in.free = append(in.free, b)
+	}
+	clear(in.batches)
+	in.batches = in.batches[:0]
+	clear(in.byChannel)
+	in.n = 0
+}
+
+// indexString is bytes.Index(s, []byte(sub)) without the conversion.
+func indexString(s []byte, sub string) int {
+	if len(sub) == 0 {
+		return 0
+	}
+	for i := 0; i+len(sub) <= len(s); {
+		k := bytes.IndexByte(s[i:], sub[0])
+		if k < 0 {
+			return -1
+		}
+		i += k
+		if i+len(sub) <= len(s) && string(s[i:i+len(sub)]) == sub {
+			return i
+		}
+		i++
+	}
+	return -1
+}
