@@ -327,10 +327,14 @@ func (l *MemLog) evict(c *chanLog, ret Retention) {
 }
 
 // missedSince returns the best known ingest time of the evicted message at
-// offset off: the time of the first message of the newest remembered
-// evicted segment that started at or before off, else of the oldest
-// remembered one, else of the oldest retained message.
+// offset off: its own if its segment is still in use, else the time of the
+// first message of the newest remembered evicted segment that started at
+// or before off, else of the oldest remembered one, else of the oldest
+// retained message.
 func (c *chanLog) missedSince(off uint64) int64 {
+	if len(c.segs) > 0 && off >= c.segs[0].base {
+		return c.segs[0].times[off-c.segs[0].base]
+	}
 	n := min(c.nmarks, len(c.marks))
 	var best, oldest *evictMark
 	for i := range n {
@@ -659,7 +663,7 @@ const (
 	minSegment = 16 << 10
 	numClasses = 7 // 16 KiB .. 1 MiB
 	// poolClassBytes bounds the free list of each size class.
-	poolClassBytes = 32 << 20
+	poolClassBytes = 8 << 20
 )
 
 func classSize(class int) int { return minSegment << class }
