@@ -1,0 +1,262 @@
+package drains
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/plexus-router/plexus/channels"
+)
+
+// Ownership says which drains this node delivers (cluster leases). A nil
+// Ownership owns every drain.
+type Ownership interface {
+	Owns(drainID int64) bool
+	// Changed receives a value when ownership may have changed.
+	Changed() <-chan struct{}
+}
+
+// reconcileEvery is how often the manager compares its workers with the
+// store even without a change signal.
+const reconcileEvery = 5 * time.Second
+
+// Manager runs one delivery worker per drain with a destination that this
+// node owns. Set the fields, then call Run.
+type Manager struct {
+	Config    Config
+	Store     channels.Store
+	Log       channels.Log
+	Ownership Ownership      // nil: every drain
+	Logger    zerolog.Logger //
+	Metrics   *Metrics       // nil: unregistered metrics
+
+	cfg     Config
+	metrics *Metrics
+	now     func() time.Time // clock for L10/L14 times and status (tests fix it)
+	every   time.Duration    // reconcile interval
+
+	mu       sync.Mutex
+	states   map[int64]*drainState // drains with a running worker
+	last     map[int64]*worker     // each drain's newest worker, until it is done
+	workers  map[int64]*worker     // running workers (Run's goroutine only)
+	retained map[string]bool       // channels whose retention we set
+	ignored  map[int64]string      // unsupported URLs already logged
+	wg       sync.WaitGroup
+}
+
+// Run delivers drains until ctx is done, then stops every worker (each
+// finishes or abandons its request in flight within RequestTimeout and
+// stores its position) and returns nil.
+func (m *Manager) Run(ctx context.Context) error {
+	m.init()
+	changes := m.Store.Changes()
+	var owned <-chan struct{}
+	if m.Ownership != nil {
+		owned = m.Ownership.Changed()
+	}
+	tick := time.NewTicker(m.every)
+	defer tick.Stop()
+	m.reconcile(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			m.stopAll()
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+		case <-owned:
+		case <-tick.C:
+		}
+		m.reconcile(ctx)
+	}
+}
+
+func (m *Manager) init() {
+	m.cfg = m.Config.withDefaults()
+	m.metrics = m.Metrics
+	if m.metrics == nil {
+		m.metrics = NewMetrics(nil)
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.every <= 0 {
+		m.every = reconcileEvery
+	}
+	m.Logger = m.Logger.With().Str("component", "drains").Logger()
+	m.mu.Lock()
+	m.states = make(map[int64]*drainState)
+	m.last = make(map[int64]*worker)
+	m.mu.Unlock()
+	m.workers = make(map[int64]*worker)
+	m.retained = make(map[string]bool)
+	m.ignored = make(map[int64]string)
+}
+
+type wanted struct {
+	drain channels.Drain
+	url   channels.DrainURL
+}
+
+// reconcile starts, restarts and stops workers to match the store and
+// ownership, and keeps drain retention on the channels that have drains.
+func (m *Manager) reconcile(ctx context.Context) {
+	drains, err := m.Store.Drains(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			m.Logger.Error().Err(err).Msg("list drains")
+		}
+		return
+	}
+	exists := make(map[int64]bool, len(drains))
+	want := make(map[int64]wanted, len(drains))
+	chans := make(map[string]bool)
+	unsupported := 0
+	for _, d := range drains {
+		exists[d.ID] = true
+		if d.URL == "" {
+			continue
+		}
+		u, err := channels.ParseDrainURL(d.URL)
+		if err != nil {
+			unsupported++
+			if m.ignored[d.ID] != d.URL {
+				m.ignored[d.ID] = d.URL
+				m.Logger.Warn().Int64("drain_id", d.ID).Str("channel_id", d.ChannelID).Err(err).
+					Msg("drain destination not supported: ignored")
+			}
+			continue
+		}
+		delete(m.ignored, d.ID)
+		chans[d.ChannelID] = true
+		if m.Ownership != nil && !m.Ownership.Owns(d.ID) {
+			continue
+		}
+		want[d.ID] = wanted{d, u}
+	}
+	for id := range m.ignored {
+		if !exists[id] {
+			delete(m.ignored, id)
+		}
+	}
+	m.metrics.unsupported.Set(float64(unsupported))
+
+	for id, w := range m.workers {
+		if wd, ok := want[id]; ok && wd.drain.URL == w.drain.URL {
+			continue
+		} else if ok {
+			w.log.Info().Msg("drain destination changed: restarting")
+			w.cancel() // restarted below with the same state
+		} else {
+			w.forget.Store(true)
+			w.gone.Store(!exists[id])
+			w.cancel()
+			m.mu.Lock()
+			delete(m.states, id)
+			m.mu.Unlock()
+		}
+		delete(m.workers, id)
+	}
+	for id, wd := range want {
+		if _, ok := m.workers[id]; !ok {
+			m.start(wd)
+		}
+	}
+
+	if m.cfg.Retention != (channels.Retention{}) {
+		for ch := range chans {
+			if !m.retained[ch] {
+				m.Log.SetRetention(ch, m.cfg.Retention)
+				m.retained[ch] = true
+			}
+		}
+		for ch := range m.retained {
+			if !chans[ch] {
+				m.Log.SetRetention(ch, channels.Retention{})
+				delete(m.retained, ch)
+			}
+		}
+	}
+}
+
+func (m *Manager) start(wd wanted) {
+	d := wd.drain
+	m.mu.Lock()
+	st := m.states[d.ID]
+	if st == nil {
+		st = &drainState{id: d.ID, channel: d.ChannelID, met: m.metrics.forDrain(d.ID)}
+		m.states[d.ID] = st
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &worker{
+		m: m, drain: d, url: wd.url, st: st, prev: m.last[d.ID],
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		log: m.Logger.With().Int64("drain_id", d.ID).Str("channel_id", d.ChannelID).
+			Str("url", wd.url.URL.Redacted()).Logger(),
+	}
+	m.last[d.ID] = w
+	m.mu.Unlock()
+	m.workers[d.ID] = w
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		w.run()
+		m.mu.Lock()
+		if m.last[d.ID] == w {
+			delete(m.last, d.ID)
+		}
+		m.mu.Unlock()
+	}()
+}
+
+func (m *Manager) stopAll() {
+	for id, w := range m.workers {
+		w.cancel()
+		delete(m.workers, id)
+	}
+	m.wg.Wait()
+}
+
+// Status describes the delivery of drain id by this node (false when this
+// node does not deliver it).
+func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
+	m.mu.Lock()
+	st := m.states[id]
+	m.mu.Unlock()
+	if st == nil {
+		return channels.DrainStatus{}, false
+	}
+	now := m.now()
+	st.mu.Lock()
+	s := channels.DrainStatus{
+		Delivered:   st.delivered,
+		Dropped:     st.dropped,
+		LastError:   st.lastErr,
+		LastErrorAt: st.lastErrAt,
+		LastSuccess: st.lastOK,
+		Node:        m.cfg.Node,
+	}
+	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.cursor, st.oldest, st.lagMessages, st.lagAt
+	st.mu.Unlock()
+	if !caughtUp {
+		s.LagSeconds = lagSeconds(now, oldest)
+		s.LagMessages = lag
+		if now.Sub(lagAt) >= lagEvery {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if info, err := m.Log.Info(ctx, st.channel); err == nil {
+				s.LagMessages = lagOf(info, cur)
+			}
+			cancel()
+		}
+	}
+	return s, true
+}
+
+// String names a drain in logs.
+func drainName(id int64) string { return "drain " + strconv.FormatInt(id, 10) }
