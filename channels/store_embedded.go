@@ -72,6 +72,9 @@ type EmbeddedStore struct {
 	flushMu    sync.Mutex    // serializes cursor file writes
 	flushedVer uint64
 
+	flushEvery time.Duration // cursorFlushInterval at open
+	sweepEvery time.Duration // sessionSweepInterval at open
+
 	ready atomic.Bool
 	done  chan struct{}
 	wg    sync.WaitGroup
@@ -139,6 +142,8 @@ func OpenStore(dir string) (*EmbeddedStore, error) {
 		reg:        NewRegistry(),
 		lock:       lock,
 		compactMin: compactMinSize,
+		flushEvery: cursorFlushInterval,
+		sweepEvery: sessionSweepInterval,
 		done:       make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
@@ -273,12 +278,15 @@ func applyEntry(reg *Registry, e journalEntry) error {
 	case opDelSession:
 		reg.DeleteSession(e.ID)
 	case opBatch:
+		// Consecutive token puts are applied together: one route snapshot.
 		var toks []Token
 		for _, op := range e.Ops {
 			if op.Op == opToken && op.Token != nil {
-				toks = append(toks, *op.Token) // one route snapshot for all
+				toks = append(toks, *op.Token)
 				continue
 			}
+			reg.PutTokens(toks...)
+			toks = toks[:0]
 			if err := applyEntry(reg, op); err != nil {
 				return err
 			}
@@ -434,7 +442,7 @@ func (s *EmbeddedStore) flushCursors() error {
 // background flushes cursors and sweeps expired sessions until Close.
 func (s *EmbeddedStore) background() {
 	defer s.wg.Done()
-	tick := time.NewTicker(cursorFlushInterval)
+	tick := time.NewTicker(s.flushEvery)
 	defer tick.Stop()
 	lastSweep := time.Now()
 	for {
@@ -443,7 +451,7 @@ func (s *EmbeddedStore) background() {
 			return
 		case now := <-tick.C:
 			_ = s.flushCursors() // retried next tick; Close reports a final failure
-			if now.Sub(lastSweep) >= sessionSweepInterval {
+			if now.Sub(lastSweep) >= s.sweepEvery {
 				s.reg.SweepSessions(time.Now())
 				lastSweep = now
 			}
