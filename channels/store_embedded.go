@@ -356,12 +356,14 @@ func (s *EmbeddedStore) compact() error {
 	if err != nil {
 		return Errorf(CodeInternal, "compact journal: %v", err)
 	}
+	if s.journal != nil {
+		s.journal.Close() // the file was replaced: never write to it again
+		s.journal = nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return Errorf(CodeInternal, "open journal: %v", err)
-	}
-	if s.journal != nil {
-		s.journal.Close()
+		s.failed = Errorf(CodeUnavailable, "journal unusable: reopen after compaction: %v", err)
+		return s.failed
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, n, n
 	return nil
