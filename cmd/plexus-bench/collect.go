@@ -76,6 +76,12 @@ func (s *scanner) feed(b []byte) {
 			s.lat = append(s.lat, int32(min((now-ts)/1000, 1<<31-1)))
 		}
 	}
+	if len(s.lat) > 0 {
+		s.c.mu.Lock()
+		s.c.lat = append(s.c.lat, s.lat...)
+		s.c.mu.Unlock()
+		s.lat = s.lat[:0]
+	}
 	if got > 0 {
 		s.c.received.Add(got)
 		for {

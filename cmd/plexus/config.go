@@ -1,0 +1,194 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything a node reads at start, from flags and environment.
+type Config struct {
+	APIAddr, V3Addr, LogsAddr          string
+	SyslogAddr, SyslogUDPAddr, TLSAddr string
+	TLSCert, TLSKey                    string
+	AddrFile                           string
+	DataDir                            string
+	AuthKey                            string
+	APIURL, V3URL                      string
+	NodeID                             string
+
+	History      int
+	HistoryBytes int64
+	SessionTTL   time.Duration
+	MaxFrame     int
+	MaxConns     int
+	IdleTimeout  time.Duration
+	MaxBody      int64
+
+	LegacyAPIStatus, APIStatus string
+	DenyLogsIngress            bool
+	DenyTailSessions           bool
+
+	MaxDrains           int
+	DrainRetentionBytes int64
+	DrainRetentionAge   time.Duration
+	DrainBatchBytes     int
+	DrainConnectTimeout time.Duration
+	DrainRequestTimeout time.Duration
+
+	RedisURL      string
+	ShardURLs     string
+	RedisBuffer   int64
+	ShutdownGrace time.Duration
+
+	LogLevel, LogFormat string
+}
+
+// option binds one flag to its environment variables (first set wins).
+type option struct {
+	name string
+	envs []string
+}
+
+// parseConfig reads flags from args after defaults from env; flags win.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("plexus", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var opts []option
+	str := func(p *string, name, def, usage string, envs ...string) {
+		fs.StringVar(p, name, def, usage)
+		opts = append(opts, option{name, envs})
+	}
+	integer := func(p *int, name string, def int, usage string, envs ...string) {
+		fs.IntVar(p, name, def, usage)
+		opts = append(opts, option{name, envs})
+	}
+	bytes := func(p *int64, name string, def int64, usage string, envs ...string) {
+		fs.Int64Var(p, name, def, usage)
+		opts = append(opts, option{name, envs})
+	}
+	dur := func(p *time.Duration, name string, def time.Duration, usage string, envs ...string) {
+		fs.DurationVar(p, name, def, usage)
+		opts = append(opts, option{name, envs})
+	}
+	boolean := func(p *bool, name string, usage string, envs ...string) {
+		fs.BoolVar(p, name, false, usage)
+		opts = append(opts, option{name, envs})
+	}
+
+	str(&c.APIAddr, "api-addr", ":8001", "management API (v1/v2 and v3), sessions and /metrics", "PLEXUS_API_ADDR")
+	str(&c.V3Addr, "v3-addr", "", "optional separate listener for the v3 API (Logplex used :8002)", "PLEXUS_V3_ADDR")
+	str(&c.LogsAddr, "logs-addr", ":8601", "HTTP log input (POST /logs)", "PLEXUS_LOGS_ADDR")
+	str(&c.SyslogAddr, "syslog-addr", ":6001", "TCP syslog input (octet-counted and newline framing); empty disables", "PLEXUS_SYSLOG_ADDR")
+	str(&c.SyslogUDPAddr, "syslog-udp-addr", ":6001", "UDP syslog input; empty disables", "PLEXUS_SYSLOG_UDP_ADDR")
+	str(&c.TLSAddr, "syslog-tls-addr", ":6514", "TLS syslog input, used when -tls-cert and -tls-key are set", "PLEXUS_SYSLOG_TLS_ADDR")
+	str(&c.TLSCert, "tls-cert", "", "PEM certificate for TLS syslog input", "PLEXUS_TLS_CERT")
+	str(&c.TLSKey, "tls-key", "", "PEM private key for TLS syslog input", "PLEXUS_TLS_KEY")
+	str(&c.AddrFile, "addr-file", "", "write the bound listener addresses as JSON to this file once listening", "PLEXUS_ADDR_FILE")
+	str(&c.DataDir, "data-dir", "./data", "where the embedded backend keeps config, cursors and log snapshots", "PLEXUS_DATA_DIR")
+	str(&c.AuthKey, "auth-key", "", "admin key (clients send 'Authorization: Basic <key>'); generated and stored in the data dir when empty", "PLEXUS_AUTH_KEY", "LOGPLEX_AUTH_KEY")
+	str(&c.APIURL, "api-url", "", "public base URL of the API, used in session URLs (default http://localhost:<api port>)", "PLEXUS_API_URL", "LOGPLEX_API_ENDPOINT_URL")
+	str(&c.V3URL, "v3-url", "", "public base URL of the v3 API, used in Location headers (default: -api-url)", "PLEXUS_V3_URL", "LOGPLEX_HTTP_V3_URL")
+	str(&c.NodeID, "node-id", "", "this node's id in a cluster (default hostname:pid)", "PLEXUS_NODE_ID", "INSTANCE_NAME")
+
+	integer(&c.History, "history", 1500, "messages of history each channel serves to sessions", "PLEXUS_HISTORY")
+	bytes(&c.HistoryBytes, "history-bytes", 0, "optional bound on the bytes of a channel's history (0 = none)", "PLEXUS_HISTORY_BYTES")
+	dur(&c.SessionTTL, "session-ttl", 360*time.Second, "how long a created session can be fetched", "PLEXUS_SESSION_TTL")
+	integer(&c.MaxFrame, "max-frame", 10240, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
+	integer(&c.MaxConns, "max-conns", 10000, "concurrent connections per syslog listener", "PLEXUS_MAX_CONNS")
+	dur(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close syslog connections idle this long", "PLEXUS_IDLE_TIMEOUT")
+	bytes(&c.MaxBody, "max-body", 8<<20, "largest HTTP input body, in bytes (also after gunzip)", "PLEXUS_MAX_BODY")
+
+	str(&c.LegacyAPIStatus, "legacy-api-status", "normal", "legacy API mode: normal, read_only or disabled", "PLEXUS_LEGACY_API_STATUS", "LEGACY_API_STATUS")
+	str(&c.APIStatus, "api-status", "normal", "v3 API mode: normal, read_only or disabled", "PLEXUS_API_STATUS", "API_STATUS")
+	boolean(&c.DenyLogsIngress, "deny-logs-ingress", "answer POST /logs with 503", "PLEXUS_DENY_LOGS_INGRESS", "DENY_LOGS_INGRESS")
+	boolean(&c.DenyTailSessions, "deny-tail-sessions", "refuse v3 sessions and do not tail legacy ones", "PLEXUS_DENY_TAIL_SESSIONS", "DENY_TAIL_SESSIONS")
+
+	integer(&c.MaxDrains, "max-drains", 6, "drains with a URL per channel", "PLEXUS_MAX_DRAINS")
+	bytes(&c.DrainRetentionBytes, "drain-retention-bytes", 64<<20, "log a channel with drains keeps for them, in bytes", "PLEXUS_DRAIN_RETENTION_BYTES")
+	dur(&c.DrainRetentionAge, "drain-retention-age", time.Hour, "age of the log a channel with drains keeps for them", "PLEXUS_DRAIN_RETENTION_AGE")
+	integer(&c.DrainBatchBytes, "drain-batch-bytes", 102400, "target size of one HTTP drain request body", "PLEXUS_DRAIN_BATCH_BYTES")
+	dur(&c.DrainConnectTimeout, "drain-connect-timeout", 3*time.Second, "drain connect timeout", "PLEXUS_DRAIN_CONNECT_TIMEOUT")
+	dur(&c.DrainRequestTimeout, "drain-request-timeout", 5*time.Second, "HTTP drain request timeout", "PLEXUS_DRAIN_REQUEST_TIMEOUT")
+
+	str(&c.RedisURL, "redis-url", "", "config Redis: selects the Redis (cluster) backend", "PLEXUS_REDIS_URL", "LOGPLEX_CONFIG_REDIS_URL")
+	str(&c.ShardURLs, "shard-urls", "", "comma-separated Redis URLs holding channel logs (default: -redis-url)", "PLEXUS_SHARD_URLS", "LOGPLEX_SHARD_URLS")
+	bytes(&c.RedisBuffer, "redis-buffer-bytes", 256<<20, "local buffer for log writes while Redis is slow or away", "PLEXUS_REDIS_BUFFER_BYTES")
+	dur(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for drains and buffered writes", "PLEXUS_SHUTDOWN_GRACE")
+
+	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error", "PLEXUS_LOG_LEVEL")
+	str(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal)", "PLEXUS_LOG_FORMAT")
+
+	fs.Usage = func() { usage(fs, opts, stderr) }
+
+	// Environment first, so flags override it.
+	for _, o := range opts {
+		for _, env := range o.envs {
+			if v := getenv(env); v != "" {
+				if err := fs.Set(o.name, v); err != nil {
+					return nil, fmt.Errorf("%s=%q: %w", env, v, err)
+				}
+				break
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c *Config) validate() error {
+	for _, s := range []string{c.LegacyAPIStatus, c.APIStatus} {
+		switch s {
+		case "normal", "read_only", "disabled":
+		default:
+			return fmt.Errorf("api status %q: want normal, read_only or disabled", s)
+		}
+	}
+	if c.History < 1 {
+		return fmt.Errorf("-history must be at least 1")
+	}
+	if c.MaxFrame < 64 || c.MaxFrame > 1<<20 {
+		return fmt.Errorf("-max-frame must be between 64 and 1048576")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("-tls-cert and -tls-key go together")
+	}
+	return nil
+}
+
+func usage(fs *flag.FlagSet, opts []option, w io.Writer) {
+	fmt.Fprintf(w, `Plexus: a Logplex-compatible syslog router.
+
+Usage:
+  plexus [flags]                       run a node (embedded backend unless -redis-url)
+  plexus creds create|list|revoke ...  manage API credentials through a running node
+
+Flags (environment variables in brackets; flags override them):
+`)
+	envs := map[string][]string{}
+	for _, o := range opts {
+		envs[o.name] = o.envs
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def != "" && def != "false" && def != "0" {
+			def = " (default " + strconv.Quote(def) + ")"
+		} else {
+			def = ""
+		}
+		fmt.Fprintf(w, "  -%s [%s]%s\n      %s\n", f.Name, strings.Join(envs[f.Name], ", "), def, f.Usage)
+	})
+}
+
+// getenv is os.Getenv, a variable for tests.
+var getenv = os.Getenv
