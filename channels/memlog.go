@@ -509,6 +509,9 @@ func (l *MemLog) Info(ctx context.Context, channelID string) (LogInfo, error) {
 // SetRetention sets channelID's retention (zero: the default) and applies
 // it at once.
 func (l *MemLog) SetRetention(channelID string, r Retention) {
+	if r == (Retention{}) && l.lookup(channelID) == nil {
+		return // the default already applies
+	}
 	c := l.create(channelID)
 	if c == nil {
 		return

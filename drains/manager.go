@@ -2,7 +2,6 @@ package drains
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -257,6 +256,3 @@ func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
 	}
 	return s, true
 }
-
-// String names a drain in logs.
-func drainName(id int64) string { return "drain " + strconv.FormatInt(id, 10) }

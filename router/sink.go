@@ -120,4 +120,3 @@ func (c inputCounters) add(received float64, added int, err error, malformed, un
 		}
 	}
 }
-

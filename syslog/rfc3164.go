@@ -232,12 +232,19 @@ func decodeGoSyslog(msg []byte, now time.Time) (line3164, bool) {
 	if host[len(host)-1] == ':' || bytes.IndexByte([]byte(host), '[') >= 0 {
 		return line3164{}, false
 	}
-	l := line3164{pri: int(*b.Priority), host: []byte(host), app: []byte(*b.Appname)}
+	// The message must follow "TAG: " (go-syslog may set a TAG and still
+	// keep "tag:" in the message when no space follows the colon).
+	text := ""
+	if b.Message != nil {
+		text = *b.Message
+	}
+	head := len(msg) - len(text)
+	if head < 2 || string(msg[head:]) != text || string(msg[head-2:head]) != ": " {
+		return line3164{}, false
+	}
+	l := line3164{pri: int(*b.Priority), host: []byte(host), app: []byte(*b.Appname), msg: []byte(text)}
 	if b.ProcID != nil {
 		l.pid = []byte(*b.ProcID)
-	}
-	if b.Message != nil {
-		l.msg = []byte(*b.Message)
 	}
 	t := *b.Timestamp
 	if i := bytes.IndexByte(msg, '>'); i > 0 && i+1 < len(msg) && isDigit(msg[i+1]) {
