@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ const adminKey = "secret-admin-key"
 // env is a Plexus HTTP side on real listeners with the embedded store and
 // log and the real router.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	store *channels.EmbeddedStore
 	log   *channels.MemLog
@@ -49,7 +50,7 @@ func withRetention(r channels.Retention) envOption {
 	return func(_ *Server, c *channels.MemLogConfig) { c.Default = r }
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	store, err := channels.OpenStore(t.TempDir())
 	if err != nil {
@@ -78,7 +79,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { log.Close() })
 	srv.Log = log
-	srv.Router = router.New(store, log, nil)
+	srv.Router = routerFor(store, log)
 	e := &env{t: t, srv: srv, store: store, log: log, reg: reg}
 	e.api = httptest.NewUnstartedServer(nil)
 	e.logs = httptest.NewServer(nil)
@@ -258,4 +259,22 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func routerFor(store channels.Store, log channels.Log) *router.Router { return router.New(store, log, nil) }
+
+// metric returns the value of one sample of GET /metrics ("name{labels}").
+func (e *env) metric(sample string) float64 {
+	e.t.Helper()
+	r := e.do(req{method: "GET", url: e.api.URL + "/metrics"})
+	for _, line := range strings.Split(r.body, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
