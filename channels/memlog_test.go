@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -404,9 +403,6 @@ func BenchmarkMemLogAppendParallel(b *testing.B) {
 	var id atomic.Int32
 	b.SetBytes(64 * 200)
 	b.ReportAllocs()
-	b.SetParallelism(1)
-	var wg sync.WaitGroup
-	_ = &wg
 	b.RunParallel(func(pb *testing.PB) {
 		batch := &channels.Batch{ChannelID: fmt.Sprint("ch", id.Add(1)%4), Time: 1}
 		for j := 0; j < 64; j++ {
