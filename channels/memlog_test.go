@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -403,6 +404,7 @@ func BenchmarkMemLogAppendParallel(b *testing.B) {
 	var id atomic.Int32
 	b.SetBytes(64 * 200)
 	b.ReportAllocs()
+	b.SetParallelism(max(1, 4/runtime.GOMAXPROCS(0))) // about 4 goroutines
 	b.RunParallel(func(pb *testing.PB) {
 		batch := &channels.Batch{ChannelID: fmt.Sprint("ch", id.Add(1)%4), Time: 1}
 		for j := 0; j < 64; j++ {
