@@ -46,6 +46,7 @@ type Config struct {
 	ShutdownGrace time.Duration
 
 	LogLevel, LogFormat string
+	DebugAddr           string
 }
 
 // option binds one flag to its environment variables (first set wins).
@@ -122,6 +123,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	dur(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for drains and buffered writes", "PLEXUS_SHUTDOWN_GRACE")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error", "PLEXUS_LOG_LEVEL")
+	str(&c.DebugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (keep it on loopback); empty disables", "PLEXUS_DEBUG_ADDR")
 	str(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal)", "PLEXUS_LOG_FORMAT")
 
 	fs.Usage = func() { usage(fs, opts, stderr) }

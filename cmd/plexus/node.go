@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,7 +110,7 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 		listeners[name] = l
 		return nil
 	}
-	for _, l := range []struct{ name, addr string }{{"api", cfg.APIAddr}, {"logs", cfg.LogsAddr}, {"v3", cfg.V3Addr}} {
+	for _, l := range []struct{ name, addr string }{{"api", cfg.APIAddr}, {"logs", cfg.LogsAddr}, {"v3", cfg.V3Addr}, {"debug", cfg.DebugAddr}} {
 		if err := listen(l.name, l.addr); err != nil {
 			for _, l := range listeners {
 				l.Close()
@@ -160,9 +161,14 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	defer endStreams()
 	servers := map[string]*http.Server{}
 	for name := range listeners {
-		h := apiSrv.APIHandler()
-		if name == "logs" {
+		var h http.Handler
+		switch name {
+		case "logs":
 			h = apiSrv.LogsHandler()
+		case "debug":
+			h = debugHandler()
+		default:
+			h = apiSrv.APIHandler()
 		}
 		servers[name] = &http.Server{
 			Handler:           h,
@@ -248,6 +254,17 @@ func writeAddrFile(path string, addrs map[string]string) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// debugHandler serves Go's profiler (net/http/pprof) on its own listener.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // localURLHost turns a listener address into a host:port usable in URLs
