@@ -395,7 +395,10 @@ func (r *syslogReceiver) read(c net.Conn) {
 }
 
 func isReset(err error) bool {
-	return strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "closed network connection")
+	// Handshake failures (bad certificate tests) are not the receiver's
+	// business either.
+	s := err.Error()
+	return strings.Contains(s, "connection reset") || strings.Contains(s, "closed network connection") || strings.Contains(s, "tls:")
 }
 
 func (r *syslogReceiver) close() {
@@ -444,11 +447,16 @@ func (r *syslogReceiver) check() {
 // testPKI is a test CA and a server certificate for 127.0.0.1 and
 // localhost signed by it.
 type testPKI struct {
+	ca   *x509.Certificate
 	pool *x509.CertPool
 	cert tls.Certificate
 }
 
-func newTestPKI(t testing.TB) *testPKI {
+func newTestPKI(t testing.TB) *testPKI { return newTestPKIFor(t, true) }
+
+// newTestPKIFor makes the server certificate valid for 127.0.0.1 only when
+// withIP is set (always for localhost).
+func newTestPKIFor(t testing.TB, withIP bool) *testPKI {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -483,8 +491,10 @@ func newTestPKI(t testing.TB) *testPKI {
 		NotAfter:     now.Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		DNSNames:     []string{"localhost"},
+	}
+	if withIP {
+		leaf.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
 	if err != nil {
@@ -492,5 +502,5 @@ func newTestPKI(t testing.TB) *testPKI {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
-	return &testPKI{pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
+	return &testPKI{ca: caCert, pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
 }
