@@ -261,7 +261,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func routerFor(store channels.Store, log channels.Log) *router.Router { return router.New(store, log, nil) }
+func routerFor(store channels.Store, log channels.Log) *router.Router {
+	return router.New(store, log, nil)
+}
 
 // metric returns the value of one sample of GET /metrics ("name{labels}").
 func (e *env) metric(sample string) float64 {
