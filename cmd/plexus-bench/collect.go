@@ -19,6 +19,7 @@ type collector struct {
 	seen     []atomic.Uint64 // bitset of sequence numbers
 	received atomic.Int64
 	dups     atomic.Int64
+	reported atomic.Int64 // drops announced in band (L10, L11)
 	start    atomic.Int64 // unix ns of the first send
 	last     atomic.Int64 // unix ns of the last arrival
 	mu       sync.Mutex
@@ -91,6 +92,7 @@ func (s *scanner) feed(b []byte) {
 			}
 		}
 	}
+	s.c.reported.Add(countReported(b, i))
 	// keep the bytes that could start a marker not yet complete
 	keep := len(b) - (markLen - 1)
 	if keep < i {
@@ -107,6 +109,33 @@ func (s *scanner) done() {
 	s.c.lat = append(s.c.lat, s.lat...)
 	s.c.mu.Unlock()
 	s.lat = nil
+}
+
+// countReported adds up the N of in-band loss notices in b[from:] —
+// "Error L10 (output buffer overflow): N messages dropped" and "Error L11
+// (Tail buffer overflow) -> This tail session dropped N messages" —
+// skipping notices that start in the part of b carried to the next feed.
+func countReported(b []byte, from int) int64 {
+	var total int64
+	limit := len(b) - (markLen - 1)
+	for _, pat := range [][]byte{[]byte("): "), []byte("session dropped ")} {
+		for i := 0; ; {
+			k := bytes.Index(b[i:], pat)
+			if k < 0 || i+k >= limit {
+				break
+			}
+			j := i + k + len(pat)
+			i = j
+			n, digits := int64(0), 0
+			for j < len(b) && b[j] >= '0' && b[j] <= '9' && digits < 18 {
+				n, j, digits = n*10+int64(b[j]-'0'), j+1, digits+1
+			}
+			if digits > 0 && bytes.HasPrefix(b[j:], []byte(" messages dropped")) || digits > 0 && bytes.HasPrefix(b[j:], []byte(" messages since")) {
+				total += n
+			}
+		}
+	}
+	return total
 }
 
 func parseHex16(b []byte) (uint64, bool) {
@@ -159,7 +188,7 @@ func (c *collector) wait(ctx context.Context, idle time.Duration) {
 	last, lastChange := c.received.Load(), time.Now()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for c.received.Load() < int64(c.n) {
+	for c.received.Load()+c.reported.Load() < int64(c.n) {
 		select {
 		case <-ctx.Done():
 			return

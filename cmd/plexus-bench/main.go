@@ -98,7 +98,8 @@ type result struct {
 	SendRate    float64 `json:"send_msgs_per_s"`
 	Received    int64   `json:"received"`
 	Duplicates  int64   `json:"duplicates"`
-	Lost        int64   `json:"lost"`
+	Reported    int64   `json:"reported_dropped"` // announced in band by L10/L11 notices
+	Lost        int64   `json:"lost"`             // neither received nor announced
 	E2ESeconds  float64 `json:"e2e_seconds"`
 	E2ERate     float64 `json:"e2e_msgs_per_s"`
 	E2EMBps     float64 `json:"e2e_mb_per_s"`
@@ -112,8 +113,8 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "proto=%s n=%d conns=%d tokens=%d size=%d read=%s drain=%s\n", r.Proto, r.N, r.Conns, r.Tokens, r.Size, r.Read, r.Drain)
 	fmt.Fprintf(w, "sent      %d in %.3fs: %.0f msgs/s\n", r.N, r.SendSeconds, r.SendRate)
 	if r.Read != "none" {
-		fmt.Fprintf(w, "received  %d (lost %d, duplicates %d) in %.3fs end to end: %.0f msgs/s, %.1f MB/s\n",
-			r.Received, r.Lost, r.Duplicates, r.E2ESeconds, r.E2ERate, r.E2EMBps)
+		fmt.Fprintf(w, "received  %d in %.3fs end to end: %.0f msgs/s, %.1f MB/s\n", r.Received, r.E2ESeconds, r.E2ERate, r.E2EMBps)
+		fmt.Fprintf(w, "missing   %d reported in band (L10/L11), %d lost silently; %d duplicates\n", r.Reported, r.Lost, r.Duplicates)
 		fmt.Fprintf(w, "latency   p50 %.2f ms  p99 %.2f ms  max %.2f ms (send → read back)\n", r.P50ms, r.P99ms, r.MaxMs)
 	}
 	if r.ServerRSSMB > 0 {
@@ -208,7 +209,8 @@ func runBench(ctx context.Context, o options) (*result, error) {
 		c.wait(ctx, o.idle)
 		res.Received = c.received.Load()
 		res.Duplicates = c.dups.Load()
-		res.Lost = int64(o.n) - res.Received
+		res.Reported = c.reported.Load()
+		res.Lost = max(0, int64(o.n)-res.Received-res.Reported)
 		end := time.Unix(0, c.last.Load())
 		if res.Received > 0 {
 			res.E2ESeconds = end.Sub(start).Seconds()
