@@ -31,6 +31,7 @@ type httpClient struct {
 	agent   string
 
 	conn net.Conn
+	tcp  net.Conn // the TCP connection under conn
 	br   *bufio.Reader
 	head []byte
 }
@@ -59,12 +60,15 @@ func newHTTPClient(cfg *Config, d channels.Drain, u channels.DrainURL) *httpClie
 func (c *httpClient) attempt(ctx context.Context, b *batch) (outcome, error) {
 	for try := 0; ; try++ {
 		fresh := false
+		if c.conn != nil && peerClosed(c.tcp) {
+			c.closeConn() // the server closed the idle connection
+		}
 		if c.conn == nil {
-			conn, err := c.d.dial(ctx)
+			conn, tcp, err := c.d.dial(ctx)
 			if err != nil {
 				return outError, err
 			}
-			c.conn, fresh = conn, true
+			c.conn, c.tcp, fresh = conn, tcp, true
 			if c.br == nil {
 				c.br = bufio.NewReaderSize(conn, 4096)
 			} else {

@@ -19,6 +19,7 @@ type syslogClient struct {
 	timeout time.Duration
 
 	conn net.Conn
+	tcp  net.Conn     // the TCP connection under conn
 	dead *atomic.Bool // set by the connection's reader when it ends
 }
 
@@ -34,15 +35,15 @@ func newSyslogClient(cfg *Config, u channels.DrainURL) *syslogClient {
 }
 
 func (c *syslogClient) attempt(ctx context.Context, b *batch) (outcome, error) {
-	if c.conn != nil && c.dead.Load() {
-		c.closeConn()
+	if c.conn != nil && (c.dead.Load() || peerClosed(c.tcp)) {
+		c.closeConn() // the peer closed it: what we wrote now would be lost
 	}
 	if c.conn == nil {
-		conn, err := c.d.dial(ctx)
+		conn, tcp, err := c.d.dial(ctx)
 		if err != nil {
 			return outError, err
 		}
-		c.conn, c.dead = conn, new(atomic.Bool)
+		c.conn, c.tcp, c.dead = conn, tcp, new(atomic.Bool)
 		go discardReads(conn, c.dead)
 	}
 	if err := c.conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {

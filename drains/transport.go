@@ -69,23 +69,25 @@ func newDialer(cfg *Config, u channels.DrainURL, defaultPort string, useTLS bool
 	return d
 }
 
-func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
+// dial connects; it returns the connection and the TCP connection under it
+// (the same for plain TCP).
+func (d *dialer) dial(ctx context.Context) (conn, tcp net.Conn, err error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	nd := net.Dialer{KeepAlive: 30 * time.Second}
 	c, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", d.addr, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", d.addr, err)
 	}
 	if d.tls == nil {
-		return c, nil
+		return c, c, nil
 	}
 	tc := tls.Client(c, d.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("tls handshake %s: %w", d.addr, err)
+		return nil, nil, fmt.Errorf("tls handshake %s: %w", d.addr, err)
 	}
-	return tc, nil
+	return tc, c, nil
 }
 
 // certError returns the reason when err is a certificate validation
