@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -306,7 +307,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	if r.Body == nil {
 		return nil, true
 	}
-	b, err := readAllLimit(http.MaxBytesReader(w, r.Body, s.conf.MaxAPIBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.conf.MaxAPIBody))
 	if err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -317,12 +318,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		return nil, false
 	}
 	return b, true
-}
-
-func readAllLimit(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
-	var buf bytes.Buffer
-	_, err := buf.ReadFrom(r)
-	return buf.Bytes(), err
 }
 
 // channelIDJSON renders a channel id as Logplex's legacy API does: a JSON
