@@ -66,8 +66,9 @@ func (l *lockedBuffer) String() string {
 }
 
 // start runs plexus on 127.0.0.1 with kernel-chosen ports, a temporary data
-// directory and a random admin key. extra flags are appended (and kept for
-// Restart). The process is killed at the end of the test if still running.
+// directory and a random admin key (unless extra has -auth-key). extra flags
+// are appended (and kept for Restart). The process is killed at the end of
+// the test if still running.
 func start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	needBinary(t)
@@ -77,6 +78,11 @@ func start(t testing.TB, extra ...string) *Server {
 		AuthKey: randomKey(),
 		flags:   extra,
 		out:     &lockedBuffer{},
+	}
+	for i, f := range extra {
+		if f == "-auth-key" && i+1 < len(extra) {
+			s.AuthKey = extra[i+1]
+		}
 	}
 	s.launch()
 	t.Cleanup(func() {
@@ -107,8 +113,10 @@ func (s *Server) launch() {
 		"-syslog-addr", "127.0.0.1:0",
 		"-syslog-udp-addr", "127.0.0.1:0",
 		"-data-dir", s.DataDir,
-		"-auth-key", s.AuthKey,
 		"-addr-file", addrFile,
+	}
+	if !containsFlag(s.flags, "-auth-key") {
+		args = append(args, "-auth-key", s.AuthKey)
 	}
 	if containsFlag(s.flags, "-tls-cert") && !containsFlag(s.flags, "-syslog-tls-addr") {
 		args = append(args, "-syslog-tls-addr", "127.0.0.1:0")

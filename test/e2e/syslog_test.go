@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +155,42 @@ func TestSyslogTCP(t *testing.T) {
 	write(t, conn, frame("<134>1 2024-01-02T03:04:05.000008Z host "+ch.Tokens["app"]+" web.8 - - still open"))
 	got = s.waitHistory(t, ch.ID, len(want)+1, 10*time.Second)
 	checkLines(t, got, append(want, `2024-01-02T03:04:05\.000008Z app\[web\.8\]: still open`))
+
+	// What was dropped is counted.
+	for _, c := range []struct {
+		what string
+		min  float64
+	}{{"unknown_token", 1}, {"malformed", 2}, {"oversize", 2}} {
+		if v := s.metric(t, c.what); v < c.min {
+			t.Errorf("metrics: samples mentioning %q sum to %v, want at least %v", c.what, v, c.min)
+		}
+	}
+}
+
+// metric sums the values of the /metrics samples whose line contains all
+// of the given substrings.
+func (s *Server) metric(t testing.TB, substrings ...string) float64 {
+	t.Helper()
+	r := do(t, "GET", "http://"+s.Addrs.API+"/metrics", "", nil)
+	mustStatus(t, "GET /metrics", r, 200)
+	var sum float64
+lines:
+	for _, l := range strings.Split(string(r.Body), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		for _, sub := range substrings {
+			if !strings.Contains(l, sub) {
+				continue lines
+			}
+		}
+		f := strings.Fields(l)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 func TestSyslogUDP(t *testing.T) {

@@ -122,7 +122,7 @@ func TestTailGapless(t *testing.T) {
 		prev = n
 		count++
 		// Stop the writer once the tail is well past the point it opened at.
-		if last == 0 && n > atOpen+1000 {
+		if last == 0 && n > atOpen+3000 {
 			last = w.Stop(t)
 		}
 		if last != 0 && n == last {
