@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/redistest"
 )
 
 // startTimeout bounds how long a server may take to bind its listeners.
@@ -72,6 +74,11 @@ func (l *lockedBuffer) String() string {
 func start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	needBinary(t)
+	if strings.HasPrefix(t.Name(), redisPrefix) && !containsFlag(extra, "-redis-url") {
+		// Tests run under TestRedis use the Redis backend, each with its
+		// own redis-server.
+		extra = append([]string{"-redis-url", redistest.StartTCP(t).URL()}, extra...)
+	}
 	s := &Server{
 		t:       t,
 		DataDir: t.TempDir(),
