@@ -84,11 +84,16 @@ func deprecated(msg string) http.HandlerFunc {
 
 // legacyHealthcheck: GET /healthcheck → {"status":"normal"|"read_only"}.
 func (s *Server) legacyHealthcheck(w http.ResponseWriter, r *http.Request) {
-	if !s.Store.Ready() {
-		writeText(w, http.StatusServiceUnavailable, "SYSTEM BOOTING")
+	code, reason := s.health()
+	if code != http.StatusOK {
+		writeText(w, code, reason)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]Status{"status": s.conf.LegacyStatus})
+	body := map[string]string{"status": string(s.conf.LegacyStatus)}
+	if reason != "" {
+		body["degraded"] = reason // an extension; Logplex had only "status"
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // legacyObject reads a legacy JSON object body. An empty body is an empty

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -155,12 +156,36 @@ type Server struct {
 	// Nodes lists the cluster's nodes for GET /v3/nodes; nil means a
 	// single node: this process.
 	Nodes func(ctx context.Context) ([]channels.Node, error)
+	// Degraded, when set, names a reason the node is working in a
+	// degraded mode ("" when healthy), e.g. a cluster node writing to its
+	// local buffer while Redis is away. Healthchecks still answer 200 and
+	// add the reason.
+	Degraded func() string
 
-	once    sync.Once
-	conf    Config
-	started time.Time
-	bodies  sync.Pool // *[]byte, POST /logs bodies
-	gzips   sync.Pool // *gzip.Reader
+	once     sync.Once
+	stopping atomic.Bool
+	conf     Config
+	started  time.Time
+	bodies   sync.Pool // *[]byte, POST /logs bodies
+	gzips    sync.Pool // *gzip.Reader
+}
+
+// SetShuttingDown makes healthchecks answer 503 "SHUTTING DOWN" so load
+// balancers stop sending traffic while the node drains.
+func (s *Server) SetShuttingDown() { s.stopping.Store(true) }
+
+// health says whether the node should receive traffic: 503 with a reason
+// while booting or shutting down, else 200 with an optional degradation.
+func (s *Server) health() (code int, reason string) {
+	switch {
+	case !s.Store.Ready():
+		return http.StatusServiceUnavailable, "SYSTEM BOOTING"
+	case s.stopping.Load():
+		return http.StatusServiceUnavailable, "SHUTTING DOWN"
+	case s.Degraded != nil:
+		return http.StatusOK, s.Degraded()
+	}
+	return http.StatusOK, ""
 }
 
 func (s *Server) init() {

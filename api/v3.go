@@ -139,15 +139,21 @@ func (s *Server) v3(res v3Resource) http.Handler {
 }
 
 // healthcheck: GET /v3/healthcheck (no auth, unaffected by API_STATUS) →
-// 200 "OK", or 503 "SYSTEM BOOTING" until the store is loaded.
+// 200 "OK", or 503 "SYSTEM BOOTING" until the store is loaded, 503
+// "SHUTTING DOWN" once shutdown began, 200 "DEGRADED: <reason>" while the
+// node works around a fault (an extension).
 func (s *Server) healthcheck(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain")
-	if !s.Store.Ready() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("SYSTEM BOOTING"))
-		return
+	code, reason := s.health()
+	switch {
+	case code != http.StatusOK:
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(reason))
+	case reason != "":
+		_, _ = w.Write([]byte("DEGRADED: " + reason))
+	default:
+		_, _ = w.Write([]byte("OK"))
 	}
-	_, _ = w.Write([]byte("OK"))
 }
 
 // decodeObject decodes a JSON object body. ok is false for invalid JSON

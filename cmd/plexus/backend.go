@@ -21,6 +21,7 @@ type backend struct {
 	log       channels.Log
 	ownership drains.Ownership                                   // nil: this node delivers every drain
 	nodes     func(ctx context.Context) ([]channels.Node, error) // nil: single node
+	degraded  func() string                                      // nil: never degraded
 	closers   []func() error                                     // in order
 }
 

@@ -21,13 +21,14 @@ type Config struct {
 	APIURL, V3URL                      string
 	NodeID                             string
 
-	History      int
-	HistoryBytes int64
-	SessionTTL   time.Duration
-	MaxFrame     int
-	MaxConns     int
-	IdleTimeout  time.Duration
-	MaxBody      int64
+	History       int
+	HistoryBytes  int64
+	SessionTTL    time.Duration
+	MaxFrame      int
+	MaxConns      int
+	IdleTimeout   time.Duration
+	MaxBody       int64
+	AppendTimeout time.Duration
 
 	LegacyAPIStatus, APIStatus string
 	DenyLogsIngress            bool
@@ -103,6 +104,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	integer(&c.MaxFrame, "max-frame", 10240, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
 	integer(&c.MaxConns, "max-conns", 10000, "concurrent connections per syslog listener", "PLEXUS_MAX_CONNS")
 	dur(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close syslog connections idle this long", "PLEXUS_IDLE_TIMEOUT")
+	dur(&c.AppendTimeout, "append-timeout", 2*time.Second, "how long POST /logs waits for room in a full log buffer before answering 503", "PLEXUS_APPEND_TIMEOUT")
 	bytes(&c.MaxBody, "max-body", 8<<20, "largest HTTP input body, in bytes (also after gunzip)", "PLEXUS_MAX_BODY")
 
 	str(&c.LegacyAPIStatus, "legacy-api-status", "normal", "legacy API mode: normal, read_only or disabled", "PLEXUS_LEGACY_API_STATUS", "LEGACY_API_STATUS")

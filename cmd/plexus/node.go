@@ -55,7 +55,8 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 		}
 	}
 
-	rt := router.New(be.store, be.log, router.NewMetrics(reg))
+	routerMetrics := router.NewMetrics(reg)
+	rt := router.New(be.store, be.log, routerMetrics)
 
 	// Syslog listeners bind now so the addresses are known.
 	sys := &syslog.Server{
@@ -132,27 +133,30 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 
 	apiSrv := &api.Server{
 		Config: api.Config{
-			AuthKey:      cfg.AuthKey,
-			APIURL:       strings.TrimRight(cfg.APIURL, "/"),
-			V3URL:        strings.TrimRight(cfg.V3URL, "/"),
-			LegacyStatus: api.Status(cfg.LegacyAPIStatus),
-			APIStatus:    api.Status(cfg.APIStatus),
-			DenyIngress:  cfg.DenyLogsIngress,
-			DenyTails:    cfg.DenyTailSessions,
-			MaxDrains:    cfg.MaxDrains,
-			History:      cfg.History,
-			SessionTTL:   cfg.SessionTTL,
-			MaxBody:      cfg.MaxBody,
-			MaxFrame:     cfg.MaxFrame,
+			AuthKey:       cfg.AuthKey,
+			APIURL:        strings.TrimRight(cfg.APIURL, "/"),
+			V3URL:         strings.TrimRight(cfg.V3URL, "/"),
+			LegacyStatus:  api.Status(cfg.LegacyAPIStatus),
+			APIStatus:     api.Status(cfg.APIStatus),
+			DenyIngress:   cfg.DenyLogsIngress,
+			DenyTails:     cfg.DenyTailSessions,
+			MaxDrains:     cfg.MaxDrains,
+			History:       cfg.History,
+			SessionTTL:    cfg.SessionTTL,
+			MaxBody:       cfg.MaxBody,
+			MaxFrame:      cfg.MaxFrame,
+			AppendTimeout: cfg.AppendTimeout,
 		},
-		Store:       be.store,
-		Log:         be.log,
-		Router:      rt,
-		Logger:      logger.With().Str("component", "api").Logger(),
-		Metrics:     api.NewMetrics(reg),
-		Gatherer:    reg,
-		DrainStatus: dm.Status,
-		Nodes:       be.nodes,
+		Store:         be.store,
+		Log:           be.log,
+		Router:        rt,
+		RouterMetrics: routerMetrics,
+		Degraded:      be.degraded,
+		Logger:        logger.With().Str("component", "api").Logger(),
+		Metrics:       api.NewMetrics(reg),
+		Gatherer:      reg,
+		DrainStatus:   dm.Status,
+		Nodes:         be.nodes,
 	}
 
 	// Tail streams hang off streamCtx so shutdown can end them before
@@ -211,6 +215,7 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 		// 1. stop accepting; the syslog server hands over the frames it
 		// has read and flushes them into the logs before Serve returns.
 		logger.Info().Msg("shutting down")
+		apiSrv.SetShuttingDown()
 		stopSyslog()
 		endStreams()
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
