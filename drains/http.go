@@ -109,15 +109,14 @@ func (c *httpClient) roundTrip(b *batch) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read response: %w", err)
 		}
+		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			continue // 1xx interim response (no body)
+		}
+		// The status decides; a body that cannot be read (or is too long
+		// to bother) only costs the connection.
 		n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDiscard+1))
 		resp.Body.Close()
-		if err != nil {
-			return 0, fmt.Errorf("read response body: %w", err)
-		}
-		if resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
-			continue // 1xx interim response
-		}
-		if resp.Close || n > maxDiscard {
+		if err != nil || resp.Close || n > maxDiscard {
 			c.closeConn()
 		}
 		return resp.StatusCode, nil

@@ -501,3 +501,37 @@ func TestUnsupportedDrainIgnored(t *testing.T) {
 		t.Error("worker for an unsupported URL")
 	}
 }
+
+// TestShutdownInFlight: Run returns when the request in flight reaches
+// RequestTimeout; the next run sends the same batch (same Frame-Id).
+func TestShutdownInFlight(t *testing.T) {
+	cfg := testConfig()
+	cfg.RequestTimeout = 300 * time.Millisecond
+	e := newEnv(t, cfg)
+	r := newHTTPReceiver(t, nil, nil)
+	e.start()
+	d := e.addDrain(r.url("/"))
+	e.waitStarted(d)
+	r.block()
+	e.appendN(5)
+	waitFor(t, "request in flight", func() bool { return r.arrivals() == 1 })
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	r.release()
+	waitFor(t, "held request answered", func() bool { return len(r.requests()) == 1 })
+	first := r.requests()[0].Header.Get("Logplex-Frame-Id")
+	r.mu.Lock()
+	r.acked, r.seen = stream{}, map[string]bool{} // the held request timed out on our side
+	r.mu.Unlock()
+	e.start()
+	waitFor(t, "5 messages", func() bool { return len(r.stream().msgs) >= 5 })
+	wantSeq(t, r.stream().msgs, 0, 5)
+	if id := r.requests()[1].Header.Get("Logplex-Frame-Id"); id != first {
+		t.Errorf("Frame-Id after restart %s, want %s", id, first)
+	}
+}

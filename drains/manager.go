@@ -243,7 +243,7 @@ func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
 	}
 	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.cursor, st.oldest, st.lagMessages, st.lagAt
 	st.mu.Unlock()
-	if !caughtUp {
+	if !caughtUp && cur.Offset != 0 {
 		s.LagSeconds = lagSeconds(now, oldest)
 		s.LagMessages = lag
 		if now.Sub(lagAt) >= lagEvery {
