@@ -1,0 +1,584 @@
+package redis
+
+import (
+	"context"
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/plexus-router/plexus/channels"
+)
+
+// shard is one Redis server of the log: its write buffer and writer, and
+// its follower.
+type shard struct {
+	l      *Log
+	idx    int
+	name   string // label: the index
+	url    string
+	client *goredis.Client
+	m      shardMetrics
+	fol    *follower
+
+	mu          sync.Mutex
+	queue       []*chunk              // chunks waiting for the writer, oldest first
+	chans       map[string]*chanState // channels with unwritten messages
+	bytes       int64                 // buffer space used (queued and being written)
+	limit       int64
+	pendingMsgs int
+	space       chan struct{} // closed (and replaced) when bytes go down
+	progress    chan struct{} // closed (and replaced) after each write round
+	closed      bool          // no more appends
+	retrim      map[string]struct{}
+	written     map[string]int64 // channels written by this node → last write (Unix ns), for age sweeps
+	free        []*chunk
+
+	wake    chan struct{} // cap 1: something was queued
+	full    chan struct{} // cap 1: FlushMessages reached
+	closing chan struct{} // closed by closeWriter: write everything, then exit
+	exited  chan struct{}
+	healthy atomic.Bool
+
+	// writer goroutine only
+	seq       uint64
+	prevSeq   map[string]uint64
+	lastErrAt time.Time
+}
+
+// chanState tracks one channel's messages admitted on this node and not
+// yet written.
+type chanState struct {
+	open     *chunk // the chunk still accepting messages, or nil
+	admitted uint64 // messages admitted
+	written  uint64 // messages written
+}
+
+// chunk is one future stream entry.
+type chunk struct {
+	ch         string
+	st         *chanState
+	n          int
+	bytes      int // message data bytes
+	tmin, tmax int64
+	d          []byte // framed messages
+	cum        []byte // cumulative data sizes, uint32 big-endian each
+	seq, prev  uint64
+	attempts   int
+}
+
+func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
+	s := &shard{
+		l:        l,
+		idx:      i,
+		name:     strconv.Itoa(i),
+		url:      url,
+		client:   c,
+		m:        l.cfg.Metrics.shard(strconv.Itoa(i)),
+		chans:    map[string]*chanState{},
+		limit:    l.cfg.BufferBytes,
+		space:    make(chan struct{}),
+		progress: make(chan struct{}),
+		written:  map[string]int64{},
+		wake:     make(chan struct{}, 1),
+		full:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		exited:   make(chan struct{}),
+		prevSeq:  map[string]uint64{},
+	}
+	s.healthy.Store(true)
+	s.fol = newFollower(s)
+	return s
+}
+
+// hasRoom reports whether n more bytes fit. An empty buffer takes any
+// append, so one oversize append cannot wait forever. s.mu is held.
+func (s *shard) hasRoom(n int64) bool {
+	return s.bytes == 0 || s.bytes+n <= s.limit
+}
+
+// admit copies the batches into the buffer once there is room.
+func (s *shard) admit(ctx context.Context, batches []*channels.Batch) error {
+	var need int64
+	for _, b := range batches {
+		need += batchSize(b)
+	}
+	s.mu.Lock()
+	for {
+		if s.closed {
+			s.mu.Unlock()
+			return channels.ErrClosed
+		}
+		if s.hasRoom(need) {
+			break
+		}
+		wait := s.space
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			inc(s.m.bufferFull, 1)
+			return channels.ErrLogFull
+		case <-s.l.stop:
+			return channels.ErrClosed
+		}
+		s.mu.Lock()
+	}
+	now := s.l.cfg.Now().UnixNano()
+	for _, b := range batches {
+		if b.Len() > 0 {
+			s.copyIn(b, now)
+		}
+	}
+	s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// copyIn appends a batch to its channel's open chunk. s.mu is held.
+func (s *shard) copyIn(b *channels.Batch, now int64) {
+	t := b.Time
+	if t == 0 {
+		t = now
+	}
+	st := s.chans[b.ChannelID]
+	if st == nil {
+		st = &chanState{}
+		s.chans[b.ChannelID] = st
+	}
+	maxMsgs, maxBytes := s.l.cfg.MaxEntryMessages, s.l.cfg.MaxEntryBytes
+	for i := range b.Len() {
+		msg := b.Message(i)
+		c := st.open
+		if c == nil || c.n >= maxMsgs || c.n > 0 && len(c.d)+recordHeader+len(msg) > maxBytes {
+			c = s.newChunk(b.ChannelID, st)
+			c.tmin = t
+			st.open = c
+			s.queue = append(s.queue, c)
+		}
+		startLen := len(c.d)
+		c.d = appendRecord(c.d, t, msg)
+		s.bytes += int64(len(c.d) - startLen)
+		c.n++
+		c.bytes += len(msg)
+		c.cum = binary.BigEndian.AppendUint32(c.cum, uint32(c.bytes))
+		c.tmin, c.tmax = min(c.tmin, t), max(c.tmax, t)
+	}
+	st.admitted += uint64(b.Len())
+	s.pendingMsgs += b.Len()
+	setGauge(s.m.bufferBytes, s.bytes)
+	if s.pendingMsgs >= s.l.cfg.FlushMessages {
+		select {
+		case s.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *shard) newChunk(ch string, st *chanState) *chunk {
+	var c *chunk
+	if n := len(s.free); n > 0 {
+		c = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+	} else {
+		c = &chunk{}
+	}
+	*c = chunk{ch: ch, st: st, d: c.d[:0], cum: c.cum[:0]}
+	return c
+}
+
+func (s *shard) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes up to MaxRoundBytes of chunks from the queue (at least
+// one). s.mu is held.
+func (s *shard) take(dst []*chunk) []*chunk {
+	size := 0
+	n := 0
+	for n < len(s.queue) && (n == 0 || size+len(s.queue[n].d) <= s.l.cfg.MaxRoundBytes) {
+		c := s.queue[n]
+		size += len(c.d)
+		if c.st.open == c {
+			c.st.open = nil
+		}
+		n++
+	}
+	dst = append(dst, s.queue[:n]...)
+	clear(s.queue[:n])
+	s.queue = s.queue[n:]
+	if len(s.queue) == 0 {
+		s.queue = s.queue[:0:0]
+	}
+	return dst
+}
+
+// writeLoop is the shard's writer: it takes queued chunks every
+// FlushInterval (or at once when FlushMessages are pending) and writes
+// them in one pipelined round, retrying until they are written.
+func (s *shard) writeLoop() {
+	defer s.l.wg.Done()
+	defer close(s.exited)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var round []*chunk
+	for {
+		select {
+		case <-s.l.stop:
+			s.mu.Lock()
+			lost := s.take(nil)
+			for len(s.queue) > 0 {
+				lost = s.take(lost)
+			}
+			s.mu.Unlock()
+			s.finish(lost, lost)
+			return
+		default:
+		}
+		s.mu.Lock()
+		empty := len(s.queue) == 0
+		pending := s.pendingMsgs
+		s.mu.Unlock()
+		closing := false
+		select {
+		case <-s.closing:
+			closing = true
+		default:
+		}
+		if empty {
+			if closing {
+				return
+			}
+			select {
+			case <-s.wake:
+			case <-s.closing:
+			}
+			continue
+		}
+		if !closing && pending < s.l.cfg.FlushMessages {
+			timer.Reset(s.l.cfg.FlushInterval)
+			select {
+			case <-timer.C:
+			case <-s.full:
+				timer.Stop()
+			case <-s.closing:
+				timer.Stop()
+			}
+		}
+		s.mu.Lock()
+		round = s.take(round[:0])
+		s.mu.Unlock()
+		s.writeRound(round)
+	}
+}
+
+// writeRound writes chunks, retrying until all are written (or given up
+// after repeated non-retryable errors, or at the close deadline).
+func (s *shard) writeRound(round []*chunk) {
+	now := uint64(time.Now().UnixMicro())
+	s.seq = max(s.seq+1, now)
+	clear(s.prevSeq)
+	for _, c := range round {
+		c.seq = s.seq
+		s.seq++
+		c.prev = s.prevSeq[c.ch]
+		s.prevSeq[c.ch] = c.seq
+	}
+	s.seq--
+	todo := round
+	backoff := 10 * time.Millisecond
+	for {
+		var err error
+		todo, err = s.exec(todo)
+		if len(todo) == 0 {
+			break
+		}
+		if goredis.HasErrorPrefix(err, "NOSCRIPT") || strings.Contains(errString(err), "NOSCRIPT") {
+			// A restarted (or new) server: load the script and retry.
+			ctx, cancel := context.WithTimeout(s.l.ctx, 5*time.Second)
+			err = appendScript.Load(ctx, s.client).Err()
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
+		inc(s.m.writeErrors, 1)
+		s.healthy.Store(false)
+		if time.Since(s.lastErrAt) > 5*time.Second {
+			s.lastErrAt = time.Now()
+			s.l.log.Warn().Err(err).Str("shard", redactURL(s.url)).Int("chunks", len(todo)).Msg("writing channel logs failed; retrying")
+		}
+		todo = s.dropPoison(todo)
+		if len(todo) == 0 {
+			break
+		}
+		select {
+		case <-time.After(backoff):
+		case <-s.l.stop:
+			// Past the close deadline: give up what is left.
+			s.finish(round, todo)
+			return
+		}
+		backoff = min(backoff*2, time.Second)
+	}
+	s.healthy.Store(true)
+	s.finish(round, nil)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// dropPoison gives up chunks that failed with a non-retryable error ten
+// times: a poisoned key must not stop the shard.
+func (s *shard) dropPoison(todo []*chunk) []*chunk {
+	out := todo[:0]
+	for _, c := range todo {
+		if c.attempts >= 10 {
+			inc(s.m.dropped, c.n)
+			s.l.lost.Add(int64(c.n))
+			s.l.log.Error().Str("channel_id", c.ch).Int("messages", c.n).Msg("dropping messages after repeated write errors")
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// exec sends one pipelined round of append scripts and returns the chunks
+// that were not written, with an error describing why.
+func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
+	l := s.l
+	nowT := l.cfg.Now()
+	size := 0
+	for _, c := range todo {
+		size += len(c.d)
+	}
+	timeout := 10*time.Second + time.Duration(size>>20)*time.Second
+	ctx, cancel := context.WithTimeout(l.ctx, timeout)
+	defer cancel()
+	pipe := s.client.Pipeline()
+	cmds := make([]*goredis.Cmd, len(todo))
+	expire := int64(0)
+	if l.cfg.Expire > 0 {
+		expire = l.cfg.Expire.Milliseconds()
+	}
+	for i, c := range todo {
+		r := l.retention(c.ch)
+		var cutoff int64
+		if r.Age > 0 {
+			cutoff = nowT.Add(-r.Age).UnixNano()
+		}
+		stream, idx, meta := logKeys(c.ch)
+		cmds[i] = appendScript.EvalSha(ctx, pipe, []string{stream, idx, meta},
+			l.writerField, c.seq, c.prev, l.newEpoch(), c.n, c.bytes, c.tmin, c.tmax, c.d, c.cum,
+			r.Count, r.Bytes, cutoff, r.Keep, expire, nowT.UnixMicro())
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		s.afterWrite(todo, cmds)
+		return nil, nil
+	}
+	var firstErr error
+	rest := todo[:0:0]
+	var ok []*chunk
+	var okCmds []*goredis.Cmd
+	for i, c := range todo {
+		if e := cmds[i].Err(); e != nil {
+			if firstErr == nil {
+				firstErr = e
+			}
+			if !isRetryable(e) && !strings.HasPrefix(e.Error(), "ORDER") {
+				c.attempts++
+			}
+			rest = append(rest, c)
+			continue
+		}
+		ok = append(ok, c)
+		okCmds = append(okCmds, cmds[i])
+	}
+	s.afterWrite(ok, okCmds)
+	if firstErr == nil {
+		firstErr = err
+	}
+	return rest, firstErr
+}
+
+// afterWrite tells the follower about new epochs created by these writes.
+func (s *shard) afterWrite(done []*chunk, cmds []*goredis.Cmd) {
+	for i, c := range done {
+		vals, _ := cmds[i].Slice()
+		if len(vals) == 2 {
+			if first, _ := vals[1].(int64); first == 1 {
+				epoch, _ := vals[0].(string)
+				s.fol.epochChanged(c.ch, epoch)
+			}
+		}
+	}
+}
+
+// finish releases the buffer space of a round; lost are chunks that were
+// given up (counted as dropped).
+func (s *shard) finish(round, lost []*chunk) {
+	for _, c := range lost {
+		inc(s.m.dropped, c.n)
+		s.l.lost.Add(int64(c.n))
+	}
+	var msgs int
+	now := s.l.cfg.Now().UnixNano()
+	s.mu.Lock()
+	for _, c := range round {
+		st := c.st
+		st.written += uint64(c.n)
+		if st.written == st.admitted && st.open == nil && s.chans[c.ch] == st {
+			delete(s.chans, c.ch)
+		}
+		s.bytes -= int64(len(c.d))
+		s.pendingMsgs -= c.n
+		msgs += c.n
+		s.written[c.ch] = now
+		c.st = nil
+		if cap(c.d) <= 2*s.l.cfg.MaxEntryBytes && len(s.free) < 256 {
+			s.free = append(s.free, c)
+		}
+	}
+	close(s.space)
+	s.space = make(chan struct{})
+	close(s.progress)
+	s.progress = make(chan struct{})
+	setGauge(s.m.bufferBytes, s.bytes)
+	s.mu.Unlock()
+	inc(s.m.flushes, 1)
+	inc(s.m.written, msgs)
+	clear(round)
+}
+
+// barrier waits until the messages of channelID admitted before the call
+// are written, unless the shard is failing or ctx ends first.
+func (s *shard) barrier(ctx context.Context, channelID string) {
+	s.mu.Lock()
+	st := s.chans[channelID]
+	if st == nil {
+		s.mu.Unlock()
+		return
+	}
+	target := st.admitted
+	for st.written < target && s.healthy.Load() {
+		p := s.progress
+		s.mu.Unlock()
+		select {
+		case <-p:
+		case <-ctx.Done():
+			return
+		}
+		s.mu.Lock()
+	}
+	s.mu.Unlock()
+}
+
+// flush waits until everything queued before the call is written.
+func (s *shard) flush(ctx context.Context) error {
+	s.mu.Lock()
+	targets := make(map[*chanState]uint64, len(s.chans))
+	for _, st := range s.chans {
+		targets[st] = st.admitted
+	}
+	for {
+		done := true
+		for st, t := range targets {
+			if st.written < t {
+				done = false
+				break
+			}
+		}
+		if done {
+			s.mu.Unlock()
+			return nil
+		}
+		p := s.progress
+		s.mu.Unlock()
+		s.signal()
+		select {
+		case <-p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+	}
+}
+
+// closeWriter makes the writer write everything and exit, waiting until
+// ctx is done at most.
+func (s *shard) closeWriter(ctx context.Context) {
+	close(s.closing)
+	select {
+	case <-s.exited:
+	case <-ctx.Done():
+	}
+}
+
+// sweep applies retention to channels whose retention changed, and age
+// bounds to channels this node wrote to.
+func (s *shard) sweep() {
+	l := s.l
+	now := l.cfg.Now()
+	s.mu.Lock()
+	var names []string
+	for ch := range s.retrim {
+		names = append(names, ch)
+	}
+	s.retrim = nil
+	nRetrim := len(names)
+	for ch, at := range s.written {
+		if l.cfg.Expire > 0 && now.UnixNano()-at > int64(l.cfg.Expire) {
+			delete(s.written, ch)
+			continue
+		}
+		if l.retention(ch).Age > 0 {
+			names = append(names, ch)
+		}
+	}
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	pipe := s.client.Pipeline()
+	for _, ch := range names {
+		r := l.retention(ch)
+		var cutoff int64
+		if r.Age > 0 {
+			cutoff = now.Add(-r.Age).UnixNano()
+		}
+		stream, idx, meta := logKeys(ch)
+		trimScript.EvalSha(ctx, pipe, []string{stream, idx, meta}, r.Count, r.Bytes, cutoff, r.Keep)
+	}
+	cmds, err := pipe.Exec(ctx)
+	if err == nil {
+		return
+	}
+	if len(cmds) > 0 && goredis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+		trimScript.Load(ctx, s.client)
+	}
+	// Try the changed retentions again next time (age sweeps repeat anyway).
+	s.mu.Lock()
+	if s.retrim == nil {
+		s.retrim = map[string]struct{}{}
+	}
+	for _, ch := range names[:nRetrim] {
+		s.retrim[ch] = struct{}{}
+	}
+	s.mu.Unlock()
+}

@@ -1,0 +1,82 @@
+package redis
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the Redis backend's Prometheus metrics, labelled by shard
+// (its index in the sorted shard list). A nil *Metrics records nothing.
+type Metrics struct {
+	bufferBytes *prometheus.GaugeVec
+	writeErrors *prometheus.CounterVec
+	flushes     *prometheus.CounterVec
+	bufferFull  *prometheus.CounterVec
+	written     *prometheus.CounterVec
+	dropped     *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	label := []string{"shard"}
+	m := &Metrics{
+		bufferBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "plexus_redis_buffer_bytes",
+			Help: "Bytes of accepted messages not yet written to the shard.",
+		}, label),
+		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_write_errors_total",
+			Help: "Failed write rounds to the shard (each is retried).",
+		}, label),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_flushes_total",
+			Help: "Write rounds (pipelines of stream appends) completed.",
+		}, label),
+		bufferFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_buffer_full_total",
+			Help: "Appends refused with ErrLogFull because the buffer stayed full until their deadline.",
+		}, label),
+		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_messages_written_total",
+			Help: "Messages written to the shard.",
+		}, label),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_messages_dropped_total",
+			Help: "Accepted messages given up after repeated non-retryable errors or at shutdown.",
+		}, label),
+	}
+	if reg != nil {
+		reg.MustRegister(m.bufferBytes, m.writeErrors, m.flushes, m.bufferFull, m.written, m.dropped)
+	}
+	return m
+}
+
+// shardMetrics are one shard's children; the zero value records nothing.
+type shardMetrics struct {
+	bufferBytes                                        prometheus.Gauge
+	writeErrors, flushes, bufferFull, written, dropped prometheus.Counter
+}
+
+func (m *Metrics) shard(name string) shardMetrics {
+	if m == nil {
+		return shardMetrics{}
+	}
+	return shardMetrics{
+		bufferBytes: m.bufferBytes.WithLabelValues(name),
+		writeErrors: m.writeErrors.WithLabelValues(name),
+		flushes:     m.flushes.WithLabelValues(name),
+		bufferFull:  m.bufferFull.WithLabelValues(name),
+		written:     m.written.WithLabelValues(name),
+		dropped:     m.dropped.WithLabelValues(name),
+	}
+}
+
+func inc(c prometheus.Counter, n int) {
+	if c != nil && n > 0 {
+		c.Add(float64(n))
+	}
+}
+
+func setGauge(g prometheus.Gauge, v int64) {
+	if g != nil {
+		g.Set(float64(v))
+	}
+}
