@@ -98,8 +98,8 @@ func TestRedisCluster(t *testing.T) {
 		t.Fatalf("plexus -redis-url does not start: %s", why)
 	}
 	key := randomKey()
-	a := start(t, "-redis-url", rs.URL(), "-auth-key", key)
-	b := start(t, "-redis-url", rs.URL(), "-auth-key", key)
+	a := start(t, "-redis-url", rs.URL(), "-auth-key", key, "-history", "20000")
+	b := start(t, "-redis-url", rs.URL(), "-auth-key", key, "-history", "20000")
 
 	ch := a.createChannel(t, "cluster", "app")
 	waitFor(t, 10*time.Second, "node B to know the channel", func() (bool, string) {

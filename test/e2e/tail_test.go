@@ -95,7 +95,9 @@ func seqOf(t testing.TB, line string) int64 {
 // history and live lines together must be consecutive numbers, with no gap
 // and no duplicate at the switch from history to live.
 func TestTailGapless(t *testing.T) {
-	s := start(t)
+	// Retention well above what a tail can fall behind on a busy machine:
+	// this test is about the history → live switch, not about L11.
+	s := start(t, "-history", "20000")
 	ch := s.createChannel(t, "tail", "app")
 	w := startSeqWriter(t, s.Addrs.SyslogTCP, ch.Tokens["app"])
 	s.waitHistory(t, ch.ID, 300, 20*time.Second)
@@ -223,7 +225,7 @@ func readSeqEvents(t testing.TB, r *sseReader, n int, from int64) (sseEvent, int
 // goes on, and resumes with Last-Event-ID and with ?since=: both continue
 // exactly after the last event read.
 func TestSSEResume(t *testing.T) {
-	s := start(t)
+	s := start(t, "-history", "20000")
 	ch := s.createChannel(t, "sse", "app")
 	w := startSeqWriter(t, s.Addrs.SyslogTCP, ch.Tokens["app"])
 	s.waitHistory(t, ch.ID, 50, 20*time.Second)
