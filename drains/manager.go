@@ -69,7 +69,11 @@ func (m *Manager) Run(ctx context.Context) error {
 				changes = nil
 				continue
 			}
-		case <-owned:
+		case _, ok := <-owned:
+			if !ok {
+				owned = nil
+				continue
+			}
 		case <-tick.C:
 		}
 		m.reconcile(ctx)
