@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -170,6 +171,7 @@ type httpReceiver struct {
 func newHTTPReceiver(t testing.TB, tlsCert *tls.Certificate, l net.Listener) *httpReceiver {
 	r := &httpReceiver{t: t, seen: make(map[string]bool)}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(r.serve))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake failures are expected in TLS tests
 	if l != nil {
 		srv.Listener.Close()
 		srv.Listener = l
