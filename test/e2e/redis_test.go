@@ -80,6 +80,9 @@ func TestRedis(t *testing.T) {
 		{"RestartKeepsState", TestRestartKeepsState},
 		{"ShutdownWithOpenTail", TestShutdownWithOpenTail},
 		{"RsyslogDrainReceiver", TestRsyslogDrainReceiver},
+		{"HTTPDrain", TestHTTPDrain},
+		{"SyslogDrain", TestSyslogDrain},
+		{"DrainOutage", TestDrainOutage},
 	} {
 		t.Run(c.name, c.f)
 	}
