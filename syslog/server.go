@@ -56,7 +56,9 @@ const (
 // newline framing, detected per frame), one Sink per connection, with
 // Sink.Flush after the frames of every read. UDP datagrams are one message
 // each (a trailing newline is stripped); two goroutines read them, each with
-// its own Sink, and flush when no further datagram is waiting (or after 256).
+// its own Sink, taking turns on the socket; a reader flushes when no
+// further datagram is waiting, before it waits for its turn, and after 256
+// datagrams.
 type Server struct {
 	TCPAddr, UDPAddr, TLSAddr string
 	TLSConfig                 *tls.Config
@@ -79,6 +81,7 @@ type Server struct {
 	tcpLn   net.Listener
 	tlsLn   net.Listener
 	udpConn *net.UDPConn
+	udpMu   sync.Mutex // held by the UDP reader that reads the socket
 	conns   map[net.Conn]struct{}
 	nconns  int
 	wg      sync.WaitGroup
@@ -475,7 +478,15 @@ func (s *Server) readUDP() {
 	}
 	defer flush()
 	for {
+		// The readers take turns on the socket. One that has frames to
+		// flush must not wait for its turn behind a blocking read:
+		// flush first.
+		if !s.udpMu.TryLock() {
+			flush()
+			s.udpMu.Lock()
+		}
 		size, err := ur.read(buf, pending == 0 && n == counts{})
+		s.udpMu.Unlock()
 		if err == errWouldBlock {
 			flush()
 			continue

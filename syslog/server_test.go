@@ -173,7 +173,9 @@ func write(t *testing.T, c net.Conn, s string) {
 	}
 }
 
-func equal(a, b []string) bool { return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b) }
+func equal(a, b []string) bool {
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00") && len(a) == len(b)
+}
 
 func TestServerTCP(t *testing.T) {
 	rec := newRecorder()
