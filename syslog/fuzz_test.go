@@ -250,6 +250,14 @@ func FuzzTo5424(f *testing.F) {
 		if string(fs.MsgID) != "-" || string(fs.SD) != "-" {
 			t.Fatalf("To5424(%q) = %q: MSGID %q SD %q", msg, out, fs.MsgID, fs.SD)
 		}
+		// go-syslog and the fallback scan agree where go-syslog is used.
+		if l, ok := decodeGoSyslog(msg, now); ok {
+			h, ok := scan3164(msg)
+			if !ok || string(l.host) != string(msg[h.hostStart:h.hostEnd]) || string(l.app) != string(msg[h.tagStart:h.tagEnd]) ||
+				string(l.pid) != string(msg[h.pidStart:h.pidEnd]) || string(l.msg) != string(msg[h.msgStart:]) {
+				t.Fatalf("%q: go-syslog host=%q app=%q pid=%q msg=%q; scan %+v", msg, l.host, l.app, l.pid, l.msg, h)
+			}
+		}
 		if i, j, ok := FindToken(msg); ok {
 			i2, j2, ok2 := FindToken(out)
 			if !ok2 || !bytes.Equal(msg[i:j], out[i2:j2]) {

@@ -3,6 +3,8 @@ package syslog
 import (
 	"bytes"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	gosyslog "github.com/influxdata/go-syslog/v3"
@@ -211,13 +213,36 @@ func decode3164(msg []byte, now time.Time) (line3164, bool) {
 	return l, true
 }
 
-// decodeGoSyslog uses go-syslog when its reading is trustworthy: a complete
-// parse with a HOST that is not really a TAG ("tag:" right after the
-// timestamp) and a TAG (go-syslog leaves tags over 32 bytes in the message).
+// goParser is a go-syslog RFC 3164 machine for one year (the year is fixed
+// when the machine is made), reused through goParsers.
+type goParser struct {
+	year int
+	m    gosyslog.Machine
+}
+
+var goParsers sync.Pool
+
+func getGoParser(year int) *goParser {
+	if p, ok := goParsers.Get().(*goParser); ok && p.year == year {
+		return p
+	}
+	return &goParser{year: year, m: rfc3164.NewMachine(
+		rfc3164.WithYear(rfc3164.Year{YYYY: year}),
+		rfc3164.WithRFC3339(),
+		rfc3164.WithBestEffort(),
+	)}
+}
+
+// decodeGoSyslog uses go-syslog (in best-effort mode) when its reading is
+// trustworthy: PRI, timestamp, a HOST that is not really a TAG ("tag:" right
+// after the timestamp), a TAG (go-syslog leaves tags over 32 bytes in the
+// message), and a message that is the rest of the line after "TAG: ". A
+// partial parse passes when only the message part failed and was empty.
 func decodeGoSyslog(msg []byte, now time.Time) (line3164, bool) {
-	var p gosyslog.Machine = rfc3164.NewParser(rfc3164.WithYear(rfc3164.Year{YYYY: now.Year()}), rfc3164.WithRFC3339())
-	m, err := p.Parse(msg)
-	if err != nil || m == nil {
+	p := getGoParser(now.Year())
+	m, _ := p.m.Parse(msg)
+	goParsers.Put(p)
+	if m == nil {
 		return line3164{}, false
 	}
 	sm, ok := m.(*rfc3164.SyslogMessage)
@@ -229,17 +254,20 @@ func decodeGoSyslog(msg []byte, now time.Time) (line3164, bool) {
 		return line3164{}, false
 	}
 	host := *b.Hostname
-	if host[len(host)-1] == ':' || bytes.IndexByte([]byte(host), '[') >= 0 {
+	if host == "" || host[len(host)-1] == ':' || strings.IndexByte(host, '[') >= 0 {
 		return line3164{}, false
 	}
-	// The message must follow "TAG: " (go-syslog may set a TAG and still
-	// keep "tag:" in the message when no space follows the colon).
-	text := ""
+	// The line must end in "HOST TAG[PID]: MSG" exactly as go-syslog split
+	// it (it may, for one, set a TAG and still keep "tag:" in the message
+	// when no space follows the colon).
+	text, pid := "", ""
 	if b.Message != nil {
 		text = *b.Message
 	}
-	head := len(msg) - len(text)
-	if head < 2 || string(msg[head:]) != text || string(msg[head-2:head]) != ": " {
+	if b.ProcID != nil {
+		pid = "[" + *b.ProcID + "]"
+	}
+	if !bytes.HasSuffix(msg, []byte(" "+host+" "+*b.Appname+pid+": "+text)) {
 		return line3164{}, false
 	}
 	l := line3164{pri: int(*b.Priority), host: []byte(host), app: []byte(*b.Appname), msg: []byte(text)}

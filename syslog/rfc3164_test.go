@@ -34,6 +34,8 @@ func TestTo5424(t *testing.T) {
 			"<13>1 " + nowTS + " - - - - - just a message", true},
 		{"empty msg", "<13>Mar  2 15:04:05 myhost app:",
 			"<13>1 2024-03-02T15:04:05.000000+00:00 myhost app - - - ", false},
+		{"empty msg after space", "<13>Mar  2 15:04:05 myhost app[3]: ",
+			"<13>1 2024-03-02T15:04:05.000000+00:00 myhost app 3 - - ", false},
 		{"year rollover", "<13>Dec 31 23:59:59 myhost app: late",
 			"<13>1 2023-12-31T23:59:59.000000+00:00 myhost app - - - late", true},
 		{"explicit year and fraction", "<13>Mar  2 2021 15:04:05.123 myhost app: x",
@@ -102,5 +104,22 @@ func TestDecodeGoSyslog(t *testing.T) {
 		if _, ok := decodeGoSyslog([]byte(tt.msg), now); ok != tt.goSyslog {
 			t.Errorf("decodeGoSyslog(%q) ok = %v, want %v", tt.msg, ok, tt.goSyslog)
 		}
+	}
+}
+
+func BenchmarkTo5424(b *testing.B) {
+	now := time.Now()
+	for _, bc := range []struct{ name, msg string }{
+		{"go-syslog", "<13>Mar  2 15:04:05 myhost sshd[1234]: Accepted publickey for alice"},
+		{"fallback", "<13>Mar  2 15:04:05 myhost " + tok + "[1234]: Accepted publickey for alice"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			msg := []byte(bc.msg)
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, _ = To5424(buf[:0], msg, now)
+			}
+		})
 	}
 }
