@@ -39,6 +39,7 @@ const (
 	DefaultMaxFrame = 10240
 	udpReaders      = 2
 	udpBufSize      = 64 << 10
+	udpSocketBuffer = 4 << 20
 	// udpMaxBatch bounds the datagrams handed over between two flushes.
 	udpMaxBatch = 256
 	// handshakeTimeout bounds a TLS handshake.
@@ -166,6 +167,9 @@ func (s *Server) Open() error {
 			return fail(fmt.Errorf("syslog udp listen %s: %w", s.UDPAddr, err))
 		}
 		s.udpConn = pc.(*net.UDPConn)
+		// Best effort: a larger socket buffer absorbs bursts (the kernel
+		// caps it at net.core.rmem_max).
+		_ = s.udpConn.SetReadBuffer(udpSocketBuffer)
 	}
 	s.opened = true
 	s.conns = make(map[net.Conn]struct{})
