@@ -72,6 +72,7 @@ func TestRedis(t *testing.T) {
 		{"HTTPInput", TestHTTPInput},
 		{"SyslogTCP", TestSyslogTCP},
 		{"SyslogUDP", TestSyslogUDP},
+		{"ConcurrentWriters", TestConcurrentWriters},
 		{"SessionFilters", TestSessionFilters},
 		{"HistoryBound", TestHistoryBound},
 		{"TailGapless", TestTailGapless},
