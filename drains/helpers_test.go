@@ -20,7 +20,8 @@ type env struct {
 	dir     string
 	persist bool
 	store   *channels.EmbeddedStore
-	log     *channels.MemLog
+	log     channels.Log
+	openLog func(t testing.TB) channels.Log // nil: MemLog
 	reg     *prometheus.Registry
 	m       *Manager
 	cfg     Config
@@ -44,8 +45,11 @@ func testConfig() Config {
 	}
 }
 
-func newEnv(t testing.TB, cfg Config) *env {
-	e := &env{t: t, dir: t.TempDir(), cfg: cfg}
+func newEnv(t testing.TB, cfg Config) *env { return newEnvOn(t, cfg, nil) }
+
+// newEnvOn uses the channel log that openLog returns (nil: a MemLog).
+func newEnvOn(t testing.TB, cfg Config, openLog func(testing.TB) channels.Log) *env {
+	e := &env{t: t, dir: t.TempDir(), cfg: cfg, openLog: openLog}
 	e.open()
 	ch, _, err := e.store.CreateChannel(context.Background(), "app", []string{"app"})
 	if err != nil {
@@ -60,6 +64,10 @@ func (e *env) open() {
 	var err error
 	if e.store, err = channels.OpenStore(e.dir); err != nil {
 		e.t.Fatal(err)
+	}
+	if e.openLog != nil {
+		e.log = e.openLog(e.t)
+		return
 	}
 	lc := channels.MemLogConfig{Default: channels.Retention{Count: 1500}}
 	if e.persist {

@@ -92,7 +92,6 @@ func (m *Manager) init() {
 	if m.every <= 0 {
 		m.every = reconcileEvery
 	}
-	m.Logger = m.Logger.With().Str("component", "drains").Logger()
 	m.mu.Lock()
 	m.states = make(map[int64]*drainState)
 	m.last = make(map[int64]*worker)
@@ -256,6 +255,9 @@ func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
 				s.LagMessages = lagOf(info, cur)
 			}
 			cancel()
+		}
+		if s.LagMessages == 0 {
+			s.LagSeconds = 0
 		}
 	}
 	return s, true

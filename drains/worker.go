@@ -262,6 +262,7 @@ func (w *worker) complete(o outcome) {
 		st.pending += b.missed + uint64(b.data)
 	}
 	st.cursor = b.next
+	st.oldest = 0 // known again at the next read
 	st.mu.Unlock()
 	if o == outOK {
 		met.delivered.Add(float64(b.data))

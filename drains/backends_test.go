@@ -1,0 +1,36 @@
+package drains
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/redis"
+	"github.com/plexus-router/plexus/test/redistest"
+)
+
+// logOpener opens the channel log of a test env (nil: MemLog).
+type logOpener = func(testing.TB) channels.Log
+
+// forEachBackend runs test on the embedded MemLog and on the Redis log
+// (a real redis-server; skipped when it is missing, unless CI=true).
+func forEachBackend(t *testing.T, test func(t *testing.T, open logOpener)) {
+	t.Run("memlog", func(t *testing.T) { test(t, nil) })
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		test(t, func(tb testing.TB) channels.Log {
+			l, err := redis.OpenLog(context.Background(), redis.LogConfig{
+				ShardURLs:          []string{srv.URL()},
+				Default:            channels.Retention{Count: 1500},
+				SweepInterval:      50 * time.Millisecond,
+				EpochCheckInterval: 200 * time.Millisecond,
+				CloseTimeout:       2 * time.Second,
+			})
+			if err != nil {
+				tb.Fatalf("redis.OpenLog: %v", err)
+			}
+			return l
+		})
+	})
+}
