@@ -2,12 +2,64 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/redis"
 )
 
+// openRedisBackend keeps config in the config Redis (with an in-memory
+// copy on every node) and channel logs in Redis Streams sharded over the
+// shard URLs.
 func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
-	return nil, errors.New("redis backend: not wired yet")
+	shards := splitURLs(cfg.ShardURLs)
+	if len(shards) == 0 {
+		shards = []string{cfg.RedisURL}
+	}
+	store, err := redis.OpenStore(ctx, redis.StoreConfig{
+		URL:    cfg.RedisURL,
+		Logger: logger.With().Str("component", "redis_store").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open redis store: %w", err)
+	}
+	rlog, err := redis.OpenLog(ctx, redis.LogConfig{
+		ShardURLs:    shards,
+		Default:      channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
+		BufferBytes:  cfg.RedisBuffer,
+		CloseTimeout: cfg.ShutdownGrace,
+		Logger:       logger.With().Str("component", "redis_log").Logger(),
+		Metrics:      redis.NewMetrics(reg),
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open redis log: %w", err)
+	}
+	logger.Info().Str("backend", "redis").Int("shards", len(shards)).Msg("backend open")
+	return &backend{
+		name:  "redis",
+		store: store,
+		log:   rlog,
+		degraded: func() string {
+			if rlog.Healthy() {
+				return ""
+			}
+			return fmt.Sprintf("redis unreachable: %d bytes of accepted messages buffered locally", rlog.BufferedBytes())
+		},
+		closers: []func() error{rlog.Close, store.Close},
+	}, nil
+}
+
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
