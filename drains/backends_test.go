@@ -34,3 +34,47 @@ func forEachBackend(t *testing.T, test func(t *testing.T, open logOpener)) {
 		})
 	})
 }
+
+// TestEpochReset: when the log loses a channel's history (a new epoch) the
+// drain continues with the new history.
+func TestEpochReset(t *testing.T) {
+	t.Run("memlog", func(t *testing.T) {
+		e := newEnv(t, testConfig()) // the log is not persisted: a restart starts new histories
+		r := newHTTPReceiver(t, nil, nil)
+		e.start()
+		d := e.addDrain(r.url("/"))
+		e.waitStarted(d)
+		e.appendN(10)
+		waitFor(t, "10 messages", func() bool { return len(r.stream().msgs) >= 10 })
+		e.reopen()
+		e.appendN(10)
+		waitFor(t, "20 messages", func() bool { return len(r.stream().msgs) >= 20 })
+		wantSeq(t, r.stream().msgs, 0, 20)
+		r.check()
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := redistest.Start(t)
+		e := newEnvOn(t, testConfig(), func(tb testing.TB) channels.Log {
+			l, err := redis.OpenLog(context.Background(), redis.LogConfig{
+				ShardURLs:          []string{srv.URL()},
+				EpochCheckInterval: 100 * time.Millisecond,
+				CloseTimeout:       2 * time.Second,
+			})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return l
+		})
+		r := newHTTPReceiver(t, nil, nil)
+		e.start()
+		d := e.addDrain(r.url("/"))
+		e.waitStarted(d)
+		e.appendN(10)
+		waitFor(t, "10 messages", func() bool { return len(r.stream().msgs) >= 10 })
+		srv.Restart(t)
+		e.appendN(10)
+		waitFor(t, "20 messages", func() bool { return len(r.stream().msgs) >= 20 })
+		wantSeq(t, r.stream().msgs, 0, 20)
+		r.check()
+	})
+}
