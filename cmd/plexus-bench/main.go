@@ -32,7 +32,7 @@ type options struct {
 	api, key, proto, target, logsURL string
 	n, tokens, conns, size, batch    int
 	rate                             int
-	read, drain, sink                string
+	read, drain, sink, drainURL      string
 	noAPI, keep, jsonOut             bool
 	idle                             time.Duration
 	appName                          string
@@ -53,6 +53,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 0, "total msgs/s to send (0 = as fast as possible)")
 	flag.StringVar(&o.read, "read", "tail", "how to read back: tail (sessions), sink (-sink listener), none")
 	flag.StringVar(&o.drain, "drain", "none", "add a drain per channel pointing at the sink: none, syslog or http")
+	flag.StringVar(&o.drainURL, "drain-url", "", "drain URL to add to every channel instead of the sink (e.g. a dead endpoint: syslog://127.0.0.1:9)")
 	flag.StringVar(&o.sink, "sink", "127.0.0.1:0", "listen address of the sink (-read sink)")
 	flag.BoolVar(&o.noAPI, "no-api", false, "no Plexus setup: send to -target as is (peer comparison)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the channels created (default: delete them at the end)")
@@ -94,6 +95,7 @@ type result struct {
 	Size        int     `json:"size"`
 	Read        string  `json:"read"`
 	Drain       string  `json:"drain"`
+	Offered     int     `json:"offered,omitempty"` // -rate, msgs/s`
 	SendSeconds float64 `json:"send_seconds"`
 	SendRate    float64 `json:"send_msgs_per_s"`
 	Received    int64   `json:"received"`
@@ -165,8 +167,12 @@ func runBench(ctx context.Context, o options) (*result, error) {
 			}
 			chans = append(chans, id)
 			tokens = append(tokens, doc.Tokens["app"])
-			switch o.drain {
-			case "syslog", "http":
+			switch {
+			case o.drainURL != "":
+				if err := api.do(ctx, "POST", "/v3/channels/"+id+"/drains", map[string]any{"url": o.drainURL}, nil); err != nil {
+					return nil, fmt.Errorf("create drain: %w", err)
+				}
+			case o.drain == "syslog" || o.drain == "http":
 				scheme := map[string]string{"syslog": "syslog://", "http": "http://"}[o.drain]
 				path := map[string]string{"syslog": "", "http": "/logs"}[o.drain]
 				if err := api.do(ctx, "POST", "/v3/channels/"+id+"/drains", map[string]any{"url": scheme + sinkAddr + path}, nil); err != nil {
@@ -203,7 +209,7 @@ func runBench(ctx context.Context, o options) (*result, error) {
 	}
 	sent := time.Since(start)
 
-	res := &result{Proto: o.proto, N: o.n, Conns: o.conns, Tokens: o.tokens, Size: o.size, Read: o.read, Drain: o.drain,
+	res := &result{Proto: o.proto, N: o.n, Conns: o.conns, Tokens: o.tokens, Size: o.size, Read: o.read, Drain: o.drain, Offered: o.rate,
 		SendSeconds: sent.Seconds(), SendRate: float64(o.n) / sent.Seconds()}
 	if o.read != "none" {
 		c.wait(ctx, o.idle)
