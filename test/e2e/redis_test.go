@@ -70,6 +70,7 @@ func TestRedis(t *testing.T) {
 		{"ReadmeWalkthrough", TestReadmeWalkthrough},
 		{"Credentials", TestCredentials},
 		{"HTTPInput", TestHTTPInput},
+		{"V3API", TestV3API},
 		{"SyslogTCP", TestSyslogTCP},
 		{"SyslogUDP", TestSyslogUDP},
 		{"ConcurrentWriters", TestConcurrentWriters},
