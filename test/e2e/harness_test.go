@@ -47,6 +47,8 @@ type Server struct {
 	waitErr error
 	out     *lockedBuffer
 	runs    int
+
+	fullOutput bool // log all output on failure (goroutine dumps)
 }
 
 // lockedBuffer collects the process output for failure reports.
@@ -91,13 +93,17 @@ func start(t testing.TB, extra ...string) *Server {
 			s.AuthKey = extra[i+1]
 		}
 	}
-	s.launch()
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {
-			t.Logf("plexus output:\n%s", tailOf(s.out.String(), 8000))
+			out := s.out.String()
+			if !s.fullOutput {
+				out = tailOf(out, 8000)
+			}
+			t.Logf("plexus output:\n%s", out)
 		}
 	})
+	s.launch()
 	return s
 }
 
@@ -156,11 +162,11 @@ func (s *Server) launch() {
 		}
 		select {
 		case <-s.done:
-			t.Fatalf("plexus exited before listening (%v); output:\n%s", s.waitErr, tailOf(s.out.String(), 8000))
+			t.Fatalf("plexus exited before listening (%v); its output follows", s.waitErr)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("plexus did not write %s within %v; output:\n%s", addrFile, startTimeout, tailOf(s.out.String(), 8000))
+			t.Fatalf("plexus did not write %s within %v; its output follows", addrFile, startTimeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -201,11 +207,19 @@ func (s *Server) Stop() {
 	select {
 	case <-s.done:
 	case <-time.After(stopTimeout):
+		// SIGQUIT makes the Go runtime print every goroutine's stack: the
+		// output then shows where shutdown is stuck.
+		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+		}
 		s.kill()
-		t.Fatalf("plexus did not exit within %v of SIGTERM; output:\n%s", stopTimeout, tailOf(s.out.String(), 8000))
+		s.fullOutput = true
+		t.Fatalf("plexus did not exit within %v of SIGTERM; its output (with a goroutine dump) follows", stopTimeout)
 	}
 	if s.waitErr != nil {
-		t.Fatalf("plexus exited uncleanly after SIGTERM: %v; output:\n%s", s.waitErr, tailOf(s.out.String(), 8000))
+		t.Fatalf("plexus exited uncleanly after SIGTERM: %v; its output follows", s.waitErr)
 	}
 	s.cmd = nil
 }
