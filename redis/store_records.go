@@ -1,0 +1,112 @@
+package redis
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/plexus-router/plexus/channels"
+)
+
+// keyKind classifies a configuration key.
+type keyKind int
+
+const (
+	kindOther keyKind = iota
+	kindChannel
+	kindToken
+	kindDrain
+	kindCred
+)
+
+// parseKey returns the kind of a configuration key and the id in it.
+func parseKey(key string) (keyKind, string) {
+	switch {
+	case strings.HasPrefix(key, "ch:") && strings.HasSuffix(key, ":data") && len(key) > len("ch::data"):
+		return kindChannel, key[3 : len(key)-5]
+	case strings.HasPrefix(key, "tok:") && strings.HasSuffix(key, ":data") && len(key) > len("tok::data"):
+		return kindToken, key[4 : len(key)-5]
+	case strings.HasPrefix(key, "drain:") && strings.HasSuffix(key, ":data") && len(key) > len("drain::data"):
+		id := key[6 : len(key)-5]
+		if _, err := strconv.ParseInt(id, 10, 64); err == nil {
+			return kindDrain, id
+		}
+	case strings.HasPrefix(key, "cred:") && len(key) > len("cred:") && !strings.Contains(key[5:], ":"):
+		return kindCred, key[5:]
+	}
+	return kindOther, ""
+}
+
+// formatFlags stores flags as Logplex does: sorted, joined by ':'.
+func formatFlags(flags []string) string {
+	f := slices.Clone(flags)
+	slices.Sort(f)
+	f = slices.Compact(f)
+	return strings.Join(f, ":")
+}
+
+func parseFlags(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ":") {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func channelFromHash(id string, h map[string]string) channels.Channel {
+	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"])}
+}
+
+func tokenFromHash(id string, h map[string]string) (channels.Token, bool) {
+	ch := h["ch"]
+	if ch == "" {
+		return channels.Token{}, false
+	}
+	return channels.Token{ID: id, ChannelID: ch, Name: h["name"]}, true
+}
+
+func drainFromHash(id string, h map[string]string) (channels.Drain, bool) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || h["ch"] == "" {
+		return channels.Drain{}, false
+	}
+	d := channels.Drain{ID: n, ChannelID: h["ch"], Token: h["token"], URL: h["url"]}
+	if d.URL == "" && h["host"] != "" {
+		port, _ := strconv.Atoi(h["port"])
+		d.URL = channels.LegacyDrainURL(h["host"], port)
+	}
+	return d, true
+}
+
+func credFromHash(id string, h map[string]string) (channels.Cred, bool) {
+	if h["pass"] == "" {
+		return channels.Cred{}, false
+	}
+	fa := h["full_api"]
+	return channels.Cred{
+		ID:         id,
+		Pass:       h["pass"],
+		Name:       h["name"],
+		FullAPI:    fa == "1" || fa == "true",
+		AnyChannel: h["channel"] == "any",
+	}, true
+}
+
+// formatCursor stores a cursor as "<offset>:<epoch>".
+func formatCursor(c channels.Cursor) string {
+	return strconv.FormatUint(c.Offset, 10) + ":" + c.Epoch
+}
+
+func parseCursor(s string) (channels.Cursor, bool) {
+	i := strings.IndexByte(s, ':')
+	if i < 0 {
+		return channels.Cursor{}, false
+	}
+	off, err := strconv.ParseUint(s[:i], 10, 64)
+	if err != nil {
+		return channels.Cursor{}, false
+	}
+	return channels.Cursor{Epoch: s[i+1:], Offset: off}, true
+}
