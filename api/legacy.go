@@ -384,7 +384,7 @@ func (s *Server) legacyCreateDrain(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.Store.CreateDrain(r.Context(), mux.Vars(r)["id"], dst.Raw, s.conf.MaxDrains)
+	d, err := s.createDrain(r.Context(), mux.Vars(r)["id"], dst.Raw)
 	if err != nil {
 		s.legacyDrainError(w, r, err, "No such channel")
 		return
@@ -414,7 +414,7 @@ func (s *Server) legacySetDrain(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	d, err := s.Store.SetDrainURL(r.Context(), chID, drainID, dst.Raw, s.conf.MaxDrains)
+	d, err := s.setDrainURL(r.Context(), chID, drainID, dst.Raw)
 	if err != nil {
 		s.legacyDrainError(w, r, err, "Unknown drain.")
 		return

@@ -402,7 +402,7 @@ func (s *Server) v3CreateDrain(w http.ResponseWriter, r *http.Request, in any) {
 		if !ok {
 			return
 		}
-		d, err = s.Store.CreateDrain(r.Context(), id, dst.Raw, s.conf.MaxDrains)
+		d, err = s.createDrain(r.Context(), id, dst.Raw)
 	} else {
 		if _, err = s.Store.Channel(r.Context(), id); err == nil {
 			d, err = s.Store.ReserveDrain(r.Context(), id)
@@ -434,7 +434,7 @@ func (s *Server) v3SetDrain(w http.ResponseWriter, r *http.Request, in any) {
 	if !ok {
 		return
 	}
-	d, err := s.Store.SetDrainURL(r.Context(), mux.Vars(r)["id"], drainID, dst.Raw, s.conf.MaxDrains)
+	d, err := s.setDrainURL(r.Context(), mux.Vars(r)["id"], drainID, dst.Raw)
 	if err != nil {
 		s.v3DrainError(w, r, err)
 		return
