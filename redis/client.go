@@ -22,6 +22,7 @@ func newClient(rawURL string, poolSize int) (*goredis.Client, error) {
 	opt.ContextTimeoutEnabled = true
 	opt.MaxRetries = -1
 	opt.DialTimeout = 2 * time.Second
+	opt.DialerRetries = 1 // we retry ourselves; fail fast so health shows it
 	opt.ReadTimeout = 5 * time.Second
 	opt.WriteTimeout = 5 * time.Second
 	opt.PoolTimeout = 5 * time.Second

@@ -53,6 +53,9 @@ type LogConfig struct {
 	// CloseTimeout bounds how long Close tries to write what is buffered
 	// (default 10 s).
 	CloseTimeout time.Duration
+	// WriteTimeout bounds one write round (default 10 s, plus a second per
+	// MiB); a round that times out is retried.
+	WriteTimeout time.Duration
 
 	Logger  zerolog.Logger
 	Metrics *Metrics
@@ -93,6 +96,9 @@ func (c *LogConfig) setDefaults() {
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -284,6 +290,8 @@ func (l *Log) admitMulti(ctx context.Context, batches []*channels.Batch) error {
 		case <-wait:
 		case <-ctx.Done():
 			inc(full.m.bufferFull, 1)
+			full.stats.bufferFull.Add(1)
+			full.lastFull.Store(time.Now().UnixNano())
 			return channels.ErrLogFull
 		case <-l.stop:
 			return channels.ErrClosed
@@ -384,21 +392,50 @@ func (l *Log) Delete(ctx context.Context, channelID string) error {
 	return nil
 }
 
-// Healthy reports whether every shard's last write succeeded and no
-// buffer is full.
+// Healthy reports whether every shard takes writes: its last write round
+// succeeded, the one in flight is not slower than a second, and no append
+// found its buffer full in the last 5 seconds. An unhealthy log still
+// accepts appends while its buffers have room (degraded).
 func (l *Log) Healthy() bool {
 	for _, s := range l.shards {
-		if !s.healthy.Load() {
-			return false
-		}
-		s.mu.Lock()
-		full := s.bytes >= s.limit
-		s.mu.Unlock()
-		if full {
+		if !s.isHealthy() {
 			return false
 		}
 	}
 	return true
+}
+
+// ShardStats describes one shard of a Log.
+type ShardStats struct {
+	URL           string // redacted
+	Healthy       bool
+	BufferedBytes int64 // accepted, not yet written
+	Written       int64 // messages written
+	Flushes       int64 // write rounds completed
+	WriteErrors   int64 // failed write rounds (retried)
+	BufferFull    int64 // appends refused with ErrLogFull
+	Dropped       int64 // accepted messages given up (poisoned keys, close deadline)
+}
+
+// Stats returns the state of every shard, in shard order.
+func (l *Log) Stats() []ShardStats {
+	out := make([]ShardStats, len(l.shards))
+	for i, s := range l.shards {
+		s.mu.Lock()
+		b := s.bytes
+		s.mu.Unlock()
+		out[i] = ShardStats{
+			URL:           redactURL(s.url),
+			Healthy:       s.isHealthy(),
+			BufferedBytes: b,
+			Written:       s.stats.written.Load(),
+			Flushes:       s.stats.flushes.Load(),
+			WriteErrors:   s.stats.writeErrors.Load(),
+			BufferFull:    s.stats.bufferFull.Load(),
+			Dropped:       s.stats.dropped.Load(),
+		}
+	}
+	return out
 }
 
 // BufferedBytes returns the bytes accepted and not yet written, over all

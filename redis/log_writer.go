@@ -38,16 +38,24 @@ type shard struct {
 	written     map[string]int64 // channels written by this node → last write (Unix ns), for age sweeps
 	free        []*chunk
 
-	wake    chan struct{} // cap 1: something was queued
-	full    chan struct{} // cap 1: FlushMessages reached
-	closing chan struct{} // closed by closeWriter: write everything, then exit
-	exited  chan struct{}
-	healthy atomic.Bool
+	wake       chan struct{} // cap 1: something was queued
+	full       chan struct{} // cap 1: FlushMessages reached
+	closing    chan struct{} // closed by closeWriter: write everything, then exit
+	exited     chan struct{}
+	stats      shardCounters
+	healthy    atomic.Bool
+	roundStart atomic.Int64 // Unix ns when the round in flight began (0: none)
+	lastFull   atomic.Int64 // Unix ns of the last ErrLogFull
 
 	// writer goroutine only
 	seq       uint64
 	prevSeq   map[string]uint64
 	lastErrAt time.Time
+}
+
+// shardCounters mirror the metrics for Stats.
+type shardCounters struct {
+	writeErrors, flushes, bufferFull, written, dropped atomic.Int64
 }
 
 // chanState tracks one channel's messages admitted on this node and not
@@ -95,6 +103,23 @@ func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
 	return s
 }
 
+// isHealthy reports whether the shard's writes succeed: the last round
+// succeeded, the round in flight is not slow, and no append found the
+// buffer full recently.
+func (s *shard) isHealthy() bool {
+	now := time.Now().UnixNano()
+	if !s.healthy.Load() {
+		return false
+	}
+	if rs := s.roundStart.Load(); rs != 0 && now-rs > int64(time.Second) {
+		return false
+	}
+	if lf := s.lastFull.Load(); lf != 0 && now-lf < int64(5*time.Second) {
+		return false
+	}
+	return true
+}
+
 // hasRoom reports whether n more bytes fit. An empty buffer takes any
 // append, so one oversize append cannot wait forever. s.mu is held.
 func (s *shard) hasRoom(n int64) bool {
@@ -122,6 +147,8 @@ func (s *shard) admit(ctx context.Context, batches []*channels.Batch) error {
 		case <-wait:
 		case <-ctx.Done():
 			inc(s.m.bufferFull, 1)
+			s.stats.bufferFull.Add(1)
+			s.lastFull.Store(time.Now().UnixNano())
 			return channels.ErrLogFull
 		case <-s.l.stop:
 			return channels.ErrClosed
@@ -293,6 +320,8 @@ func (s *shard) writeRound(round []*chunk) {
 		s.prevSeq[c.ch] = c.seq
 	}
 	s.seq--
+	s.roundStart.Store(time.Now().UnixNano())
+	defer s.roundStart.Store(0)
 	todo := round
 	backoff := 10 * time.Millisecond
 	for {
@@ -311,6 +340,7 @@ func (s *shard) writeRound(round []*chunk) {
 			}
 		}
 		inc(s.m.writeErrors, 1)
+		s.stats.writeErrors.Add(1)
 		s.healthy.Store(false)
 		if time.Since(s.lastErrAt) > 5*time.Second {
 			s.lastErrAt = time.Now()
@@ -347,6 +377,7 @@ func (s *shard) dropPoison(todo []*chunk) []*chunk {
 	for _, c := range todo {
 		if c.attempts >= 10 {
 			inc(s.m.dropped, c.n)
+			s.stats.dropped.Add(int64(c.n))
 			s.l.lost.Add(int64(c.n))
 			s.l.log.Error().Str("channel_id", c.ch).Int("messages", c.n).Msg("dropping messages after repeated write errors")
 			continue
@@ -365,7 +396,7 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 	for _, c := range todo {
 		size += len(c.d)
 	}
-	timeout := 10*time.Second + time.Duration(size>>20)*time.Second
+	timeout := l.cfg.WriteTimeout + time.Duration(size>>20)*time.Second
 	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	defer cancel()
 	pipe := s.client.Pipeline()
@@ -433,6 +464,7 @@ func (s *shard) afterWrite(done []*chunk, cmds []*goredis.Cmd) {
 func (s *shard) finish(round, lost []*chunk) {
 	for _, c := range lost {
 		inc(s.m.dropped, c.n)
+		s.stats.dropped.Add(int64(c.n))
 		s.l.lost.Add(int64(c.n))
 	}
 	var msgs int
@@ -461,6 +493,8 @@ func (s *shard) finish(round, lost []*chunk) {
 	s.mu.Unlock()
 	inc(s.m.flushes, 1)
 	inc(s.m.written, msgs)
+	s.stats.flushes.Add(1)
+	s.stats.written.Add(int64(msgs))
 	clear(round)
 }
 

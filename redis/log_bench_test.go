@@ -1,0 +1,94 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/test/redistest"
+)
+
+// BenchmarkLogAppend appends 200-byte messages and waits until they are
+// written to Redis; msgs/s counts written messages. Variants: messages per
+// Append call, channels written, concurrent appenders.
+func BenchmarkLogAppend(b *testing.B) {
+	srv := redistest.Start(b)
+	msg := []byte("<134>1 2024-01-01T00:00:00Z host app web.1 - - " + strings.Repeat("x", 200-48))
+	for _, bc := range []struct{ batch, chans, workers int }{
+		{1, 1, 4}, {100, 1, 4}, {100, 100, 4}, {100, 1, 1},
+	} {
+		b.Run(fmt.Sprintf("batch=%d/channels=%d/workers=%d", bc.batch, bc.chans, bc.workers), func(b *testing.B) {
+			l := openTestLog(b, LogConfig{}, srv)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			per := (b.N + bc.workers - 1) / bc.workers
+			start := time.Now()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for w := range bc.workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					batch := &channels.Batch{}
+					for i := 0; i < per; {
+						batch.ChannelID = fmt.Sprintf("bench-%d", (w+i)%bc.chans)
+						batch.Reset()
+						for j := 0; j < bc.batch && i < per; j++ {
+							batch.Add(msg)
+							i++
+						}
+						if err := l.Append(context.Background(), []*channels.Batch{batch}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if err := l.Flush(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(per*bc.workers)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkLogRead reads a channel of 200-byte messages in pages of 500.
+func BenchmarkLogRead(b *testing.B) {
+	srv := redistest.Start(b)
+	l := openTestLog(b, LogConfig{Default: channels.Retention{Count: 20000}}, srv)
+	msg := []byte("<134>1 2024-01-01T00:00:00Z host app web.1 - - " + strings.Repeat("x", 200-48))
+	batch := &channels.Batch{ChannelID: "read"}
+	for range 20000 {
+		batch.Add(msg)
+	}
+	if err := l.Append(context.Background(), []*channels.Batch{batch}); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Flush(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	var r channels.Records
+	b.ReportAllocs()
+	b.ResetTimer()
+	cur := channels.Cursor{Offset: 1}
+	start := time.Now()
+	n := 0
+	for range b.N {
+		res, err := l.Read(context.Background(), "read", cur, 500, 0, &r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += r.Len()
+		cur = res.Next
+		if r.Len() == 0 {
+			cur = channels.Cursor{Offset: 1}
+		}
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+}
