@@ -166,10 +166,11 @@ func (r *receiver) waitComplete(t testing.TB, path string, w *want, timeout time
 	for {
 		reqs, bad := r.requests(path)
 		var p []string
+		var missing int
 		frames, resent, p = delivered(reqs)
-		problems, _ = w.check(frames)
+		problems, _, missing = w.check3(frames)
 		problems = append(append(p, problems...), bad...)
-		if len(problems) == 0 || time.Now().After(deadline) {
+		if missing == 0 || time.Now().After(deadline) {
 			return frames, resent, problems
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -397,6 +397,12 @@ func (w *want) from(s string) int {
 // exactly once and each sender's messages in order. Messages of unknown
 // senders or below first are ignored (counted in ignored).
 func (w *want) check(msgs []string) (problems []string, ignored int) {
+	problems, ignored, _ = w.check3(msgs)
+	return problems, ignored
+}
+
+// check3 is check that also says how many wanted messages are missing.
+func (w *want) check3(msgs []string) (problems []string, ignored, missingTotal int) {
 	seen := map[string]map[int]int{} // sender → n → count
 	lastOf := map[string]int{}
 	var order []string
@@ -432,11 +438,12 @@ func (w *want) check(msgs []string) (problems []string, ignored int) {
 				missing = append(missing, n)
 			}
 		}
+		missingTotal += len(missing)
 		if len(missing) > 0 {
 			problems = append(problems, fmt.Sprintf("%s: %d of %d-%d missing, e.g. %v", s, len(missing), w.from(s), last, missing[:min(len(missing), 10)]))
 		}
 	}
-	return problems, ignored
+	return problems, ignored, missingTotal
 }
 
 func first(s []string, n int) []string {
