@@ -55,8 +55,8 @@ func prepareChannel(t *testing.T, c *Cluster, recv *receiver, name, path string)
 
 // startSenders starts, for every live node not in skip, one TCP syslog
 // sender and one HTTP sender, each writing quota messages (0: until
-// stopped).
-func startSenders(t *testing.T, c *Cluster, token string, quota int, pause time.Duration, skip ...string) []*sender {
+// stopped), batch at a time with pause between batches.
+func startSenders(t *testing.T, c *Cluster, token string, quota, batch int, pause time.Duration, skip ...string) []*sender {
 	t.Helper()
 	var out []*sender
 	for i, n := range c.Nodes {
@@ -64,7 +64,7 @@ func startSenders(t *testing.T, c *Cluster, token string, quota int, pause time.
 			continue
 		}
 		out = append(out,
-			startTCPSender(t, fmt.Sprintf("tcp%d", i+1), n.Addrs.SyslogTCP, token, quota, 10, pause),
+			startTCPSender(t, fmt.Sprintf("tcp%d", i+1), n.Addrs.SyslogTCP, token, quota, batch, pause),
 			startHTTPSender(t, fmt.Sprintf("http%d", i+1), n.Addrs.Logs, token, quota, 10, pause))
 	}
 	return out
@@ -150,7 +150,7 @@ func TestAllNodesOneDrainOneTail(t *testing.T) {
 	tl := c.Nodes[1].openTail(t, ch.ID, 1)
 
 	const quota = 600
-	senders := startSenders(t, c, ch.Token, quota, 2*time.Millisecond)
+	senders := startSenders(t, c, ch.Token, quota, 10, 2*time.Millisecond)
 	for _, s := range senders {
 		s.Wait(t, 60*time.Second)
 	}

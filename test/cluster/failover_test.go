@@ -60,7 +60,7 @@ func TestDrainOwnerKilled(t *testing.T) {
 		t.Fatalf("drain status names node %q, not one of the cluster's", ownerID)
 	}
 
-	senders := startSenders(t, c, ch.Token, 0, 10*time.Millisecond, ownerID)
+	senders := startSenders(t, c, ch.Token, 0, 10, 10*time.Millisecond, ownerID)
 	waitFor(t, 20*time.Second, "1000 messages delivered before the kill", func() (bool, string) {
 		n := recv.count("/failover")
 		return n >= 1000, fmt.Sprintf("%d delivered", n)
