@@ -39,18 +39,49 @@ func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, r
 		store.Close()
 		return nil, fmt.Errorf("open redis log: %w", err)
 	}
-	logger.Info().Str("backend", "redis").Int("shards", len(shards)).Msg("backend open")
+	addr := cfg.APIURL
+	if addr == "" {
+		addr = cfg.APIAddr
+	}
+	nodes, err := redis.OpenNodes(ctx, redis.NodesConfig{
+		URL:    cfg.RedisURL,
+		ID:     cfg.NodeID,
+		Addr:   addr,
+		Logger: logger.With().Str("component", "redis_nodes").Logger(),
+	})
+	if err != nil {
+		rlog.Close()
+		store.Close()
+		return nil, fmt.Errorf("register node: %w", err)
+	}
+	leases, err := redis.OpenLeases(ctx, redis.LeasesConfig{
+		URL:    cfg.RedisURL,
+		Nodes:  nodes,
+		Drains: store.Drains,
+		Logger: logger.With().Str("component", "redis_leases").Logger(),
+	})
+	if err != nil {
+		nodes.Close()
+		rlog.Close()
+		store.Close()
+		return nil, fmt.Errorf("drain leases: %w", err)
+	}
+	logger.Info().Str("backend", "redis").Int("shards", len(shards)).Str("node", nodes.ID()).Msg("backend open")
 	return &backend{
-		name:  "redis",
-		store: store,
-		log:   rlog,
+		name:      "redis",
+		store:     store,
+		log:       rlog,
+		ownership: leases,
+		nodes:     nodes.List,
 		degraded: func() string {
 			if rlog.Healthy() {
 				return ""
 			}
 			return fmt.Sprintf("redis unreachable: %d bytes of accepted messages buffered locally", rlog.BufferedBytes())
 		},
-		closers: []func() error{rlog.Close, store.Close},
+		// Leases are released first so other nodes take the drains over
+		// at once; the log's buffer is written before the store closes.
+		closers: []func() error{leases.Close, nodes.Close, rlog.Close, store.Close},
 	}, nil
 }
 
