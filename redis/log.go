@@ -53,6 +53,10 @@ type LogConfig struct {
 	// CloseTimeout bounds how long Close tries to write what is buffered
 	// (default 10 s).
 	CloseTimeout time.Duration
+	// ReadCacheBytes bounds, per shard, the entries kept after reads so
+	// that readers of the same entries fetch them once (default 32 MiB;
+	// negative: no cache).
+	ReadCacheBytes int64
 	// WriteTimeout bounds one write round (default 10 s, plus a second per
 	// MiB); a round that times out is retried.
 	WriteTimeout time.Duration
@@ -96,6 +100,9 @@ func (c *LogConfig) setDefaults() {
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 10 * time.Second
+	}
+	if c.ReadCacheBytes == 0 {
+		c.ReadCacheBytes = 32 << 20
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -389,6 +396,7 @@ func (l *Log) Delete(ctx context.Context, channelID string) error {
 		return unavailable("delete channel log", err)
 	}
 	s.fol.wakeAll(channelID)
+	s.cache.drop(channelID)
 	return nil
 }
 

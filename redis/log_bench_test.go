@@ -58,7 +58,8 @@ func BenchmarkLogAppend(b *testing.B) {
 	}
 }
 
-// BenchmarkLogRead reads a channel of 200-byte messages in pages of 500.
+// BenchmarkLogRead reads a channel of 200-byte messages sequentially in
+// pieces of about maxBytes (a syslog drain reads ~4 KiB, a session 1 MiB).
 func BenchmarkLogRead(b *testing.B) {
 	srv := redistest.Start(b)
 	l := openTestLog(b, LogConfig{Default: channels.Retention{Count: 20000}}, srv)
@@ -73,22 +74,25 @@ func BenchmarkLogRead(b *testing.B) {
 	if err := l.Flush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	var r channels.Records
-	b.ReportAllocs()
-	b.ResetTimer()
-	cur := channels.Cursor{Offset: 1}
-	start := time.Now()
-	n := 0
-	for range b.N {
-		res, err := l.Read(context.Background(), "read", cur, 500, 0, &r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += r.Len()
-		cur = res.Next
-		if r.Len() == 0 {
-			cur = channels.Cursor{Offset: 1}
-		}
+	for _, maxBytes := range []int{4 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("maxBytes=%d", maxBytes), func(b *testing.B) {
+			var r channels.Records
+			b.ReportAllocs()
+			cur := channels.Cursor{Offset: 1}
+			start := time.Now()
+			n := 0
+			for range b.N {
+				res, err := l.Read(context.Background(), "read", cur, 0, maxBytes, &r)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n += r.Len()
+				cur = res.Next
+				if r.Len() == 0 {
+					cur = channels.Cursor{Offset: 1}
+				}
+			}
+			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
+		})
 	}
-	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
 }

@@ -40,9 +40,18 @@ func TestLogContract(t *testing.T) {
 	})
 }
 
-func TestLogContractTwoShards(t *testing.T) {
+// Two shards, no read cache, tiny entries: every read crosses entries.
+func TestLogContractTwoShardsSmallEntries(t *testing.T) {
 	a, b := redistest.Start(t), redistest.Start(t)
 	logtest.Run(t, func(t *testing.T) channels.Log {
-		return openTestLog(t, LogConfig{}, a, b)
+		return openTestLog(t, LogConfig{MaxEntryMessages: 3, ReadCacheBytes: -1}, a, b)
+	})
+}
+
+// Tiny entries with the read cache.
+func TestLogContractSmallEntriesCached(t *testing.T) {
+	a := redistest.Start(t)
+	logtest.Run(t, func(t *testing.T) channels.Log {
+		return openTestLog(t, LogConfig{MaxEntryMessages: 2}, a)
 	})
 }

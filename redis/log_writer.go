@@ -24,6 +24,7 @@ type shard struct {
 	client *goredis.Client
 	m      shardMetrics
 	fol    *follower
+	cache  *entryCache
 
 	mu          sync.Mutex
 	queue       []*chunk              // chunks waiting for the writer, oldest first
@@ -100,6 +101,7 @@ func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
 	}
 	s.healthy.Store(true)
 	s.fol = newFollower(s)
+	s.cache = newEntryCache(l.cfg.ReadCacheBytes)
 	return s
 }
 
