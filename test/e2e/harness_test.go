@@ -157,6 +157,7 @@ func (s *Server) launch() {
 			var a Addrs
 			if json.Unmarshal(b, &a) == nil && a.API != "" {
 				s.Addrs = a
+				s.waitHealthy(deadline)
 				return
 			}
 		}
@@ -167,6 +168,26 @@ func (s *Server) launch() {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("plexus did not write %s within %v; its output follows", addrFile, startTimeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitHealthy waits until GET /v3/healthcheck answers 200 (it answers 503
+// while the node is still loading its configuration).
+func (s *Server) waitHealthy(deadline time.Time) {
+	t := s.t
+	t.Helper()
+	for {
+		resp, err := httpClient.Get("http://" + s.Addrs.API + "/v3/healthcheck")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /v3/healthcheck did not answer 200 within %v (last: %v %v); output follows", startTimeout, resp, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
