@@ -37,7 +37,8 @@ type shard struct {
 	closed      bool          // no more appends
 	retrim      map[string]struct{}
 	written     map[string]int64 // channels written by this node → last write (Unix ns), for age sweeps
-	free        []*chunk
+	free        []*chunk         // written chunks kept for reuse
+	freeBytes   int64
 
 	wake       chan struct{} // cap 1: something was queued
 	full       chan struct{} // cap 1: FlushMessages reached
@@ -53,6 +54,9 @@ type shard struct {
 	prevSeq   map[string]uint64
 	lastErrAt time.Time
 }
+
+// maxFreeBytes bounds the memory of reusable chunks per shard.
+const maxFreeBytes = 8 << 20
 
 // shardCounters mirror the metrics for Stats.
 type shardCounters struct {
@@ -214,6 +218,7 @@ func (s *shard) newChunk(ch string, st *chanState) *chunk {
 		c = s.free[n-1]
 		s.free[n-1] = nil
 		s.free = s.free[:n-1]
+		s.freeBytes -= int64(cap(c.d) + cap(c.cum))
 	} else {
 		c = &chunk{}
 	}
@@ -483,8 +488,9 @@ func (s *shard) finish(round, lost []*chunk) {
 		msgs += c.n
 		s.written[c.ch] = now
 		c.st = nil
-		if cap(c.d) <= 2*s.l.cfg.MaxEntryBytes && len(s.free) < 256 {
+		if size := int64(cap(c.d) + cap(c.cum)); cap(c.d) <= 2*s.l.cfg.MaxEntryBytes && s.freeBytes+size <= maxFreeBytes {
 			s.free = append(s.free, c)
+			s.freeBytes += size
 		}
 	}
 	close(s.space)
