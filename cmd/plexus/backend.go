@@ -19,10 +19,11 @@ type backend struct {
 	name      string
 	store     channels.Store
 	log       channels.Log
-	ownership drains.Ownership                                   // nil: this node delivers every drain
-	nodes     func(ctx context.Context) ([]channels.Node, error) // nil: single node
-	degraded  func() string                                      // nil: never degraded
-	closers   []func() error                                     // in order
+	ownership drains.Ownership                                         // nil: this node delivers every drain
+	nodes     func(ctx context.Context) ([]channels.Node, error)       // nil: single node
+	degraded  func() string                                            // nil: never degraded
+	owner     func(ctx context.Context, drainID int64) (string, error) // nil: this node delivers every drain
+	closers   []func() error                                           // in order
 }
 
 func (b *backend) close() error {

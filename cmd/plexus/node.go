@@ -155,7 +155,7 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 		Logger:        logger.With().Str("component", "api").Logger(),
 		Metrics:       api.NewMetrics(reg),
 		Gatherer:      reg,
-		DrainStatus:   dm.Status,
+		DrainStatus:   drainStatus(dm, be),
 		Nodes:         be.nodes,
 	}
 
@@ -247,6 +247,35 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	}
 	logger.Info().Msg("stopped")
 	return nil
+}
+
+// drainStatus answers for drains delivered here with the worker's status,
+// and, in a cluster, for drains delivered by another node with that node's
+// id and the lag computed from the stored cursor (delivery counters live on
+// the owning node: ask it for them).
+func drainStatus(dm *drains.Manager, be *backend) func(int64) (channels.DrainStatus, bool) {
+	return func(id int64) (channels.DrainStatus, bool) {
+		if st, ok := dm.Status(id); ok || be.owner == nil {
+			return st, ok
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		owner, err := be.owner(ctx, id)
+		if err != nil || owner == "" {
+			return channels.DrainStatus{}, false
+		}
+		st := channels.DrainStatus{Node: owner}
+		d, err := be.store.Drain(ctx, id)
+		if err != nil {
+			return st, true
+		}
+		cur, err1 := be.store.DrainCursor(ctx, id)
+		info, err2 := be.log.Info(ctx, d.ChannelID)
+		if err1 == nil && err2 == nil && cur.Offset > 0 && info.Next > cur.Offset {
+			st.LagMessages = info.Next - cur.Offset
+		}
+		return st, true
+	}
 }
 
 func writeAddrFile(path string, addrs map[string]string) error {

@@ -73,6 +73,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, r
 		log:       rlog,
 		ownership: leases,
 		nodes:     nodes.List,
+		owner:     leases.Owner,
 		degraded: func() string {
 			if rlog.Healthy() {
 				return ""
