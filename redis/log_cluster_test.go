@@ -356,3 +356,68 @@ func TestLogBufferFull(t *testing.T) {
 		t.Fatalf("read %d messages after the shard returned, want the %d buffered", len(msgs), accepted-1)
 	}
 }
+
+// TestLogManyTails: tails of many channels on one node follow appends made
+// on another node; every tail sees every message of its channel in order.
+func TestLogManyTails(t *testing.T) {
+	srv := redistest.Start(t)
+	a := openTestLog(t, LogConfig{}, srv)
+	b := openTestLog(t, LogConfig{}, srv)
+	const chans, tailsPer, perChan = 20, 2, 300
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := make(chan error, chans*tailsPer)
+	var wg sync.WaitGroup
+	for c := range chans {
+		ch := fmt.Sprintf("tail-%d", c)
+		for range tailsPer {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var r channels.Records
+				cur := channels.Cursor{Offset: 1}
+				for cur.Offset <= perChan {
+					res, err := b.Read(ctx, ch, cur, 50, 0, &r)
+					if err != nil {
+						errs <- err
+						return
+					}
+					now := time.Now().UnixNano()
+					for i := range r.Len() {
+						rec := r.At(i)
+						if want := msg("a", int(cur.Offset)+i); rec.Offset != cur.Offset+uint64(i) || !bytes.Equal(rec.Data, want) {
+							errs <- fmt.Errorf("%s: record %d = %q, want %q", ch, rec.Offset, rec.Data, want)
+							return
+						}
+						mu.Lock()
+						lat = append(lat, time.Duration(now-rec.Time))
+						mu.Unlock()
+					}
+					cur = res.Next
+					if r.Len() == 0 {
+						if err := b.Wait(ctx, ch, cur.Offset); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			}()
+		}
+	}
+	for i := 1; i <= perChan; i++ {
+		for c := range chans {
+			appendN(t, a, fmt.Sprintf("tail-%d", c), "a", i, i)
+		}
+		if i%10 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("tail latency across nodes, %d channels × %d tails: %s", chans, tailsPer, percentiles(lat))
+}

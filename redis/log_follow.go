@@ -32,10 +32,19 @@ type follower struct {
 	kicking  bool
 }
 
+// watch is a channel in the XREAD set. A channel stays in the set for a
+// while after its last waiter left (idle), reading on from the last entry
+// seen, so that a tail waiting again right after a wake-up does not make
+// the loop restart its XREAD.
 type watch struct {
 	waiters   map[*waiter]struct{}
-	validated bool // its meta was checked since it was added
+	validated bool      // its meta was checked since it was added
+	seen      uint64    // last offset of the newest entry seen (0: none)
+	idleSince time.Time // when the last waiter left (zero while waited on)
 }
+
+// idleLinger is how long a channel without waiters stays in the XREAD set.
+const idleLinger = 2 * time.Second
 
 type waiter struct {
 	next  uint64
@@ -83,16 +92,25 @@ func (f *follower) add(ch string, w *waiter) bool {
 		return false
 	}
 	wt := f.chans[ch]
-	if wt == nil {
+	switch {
+	case wt == nil:
 		wt = &watch{waiters: map[*waiter]struct{}{}}
 		f.chans[ch] = wt
 		f.gen++
-	} else if !w.known || wt.minNext() > w.next {
+	case !w.known:
+		wt.validated = false
+		f.gen++
+	case w.next <= wt.seen:
+		// The waiter checked that nothing at next exists, yet an entry
+		// past it was seen: that was another epoch.
+		wt.seen = 0
+		f.gen++
+	case len(wt.waiters) > 0 && wt.minNext() > w.next:
 		f.gen++
 	}
-	if !w.known {
-		wt.validated = false
-	}
+	// Otherwise the XREAD in flight (from seen, or from a lower next)
+	// returns at the first entry that can concern this waiter.
+	wt.idleSince = time.Time{}
 	wt.waiters[w] = struct{}{}
 	f.interruptLocked()
 	return true
@@ -113,9 +131,20 @@ func (f *follower) remove(ch string, w *waiter) {
 	defer f.mu.Unlock()
 	if wt := f.chans[ch]; wt != nil {
 		delete(wt.waiters, w)
-		if len(wt.waiters) == 0 {
-			delete(f.chans, ch)
-		}
+		f.idleLocked(ch, wt)
+	}
+}
+
+// idleLocked marks a watch without waiters idle, or drops it when it has
+// nothing to read from.
+func (f *follower) idleLocked(ch string, wt *watch) {
+	if len(wt.waiters) > 0 {
+		return
+	}
+	if wt.seen == 0 {
+		delete(f.chans, ch)
+	} else if wt.idleSince.IsZero() {
+		wt.idleSince = time.Now()
 	}
 }
 
@@ -177,9 +206,7 @@ func (f *follower) wakeLocked(ch string, wt *watch, pred func(*waiter) bool) {
 			delete(wt.waiters, w)
 		}
 	}
-	if len(wt.waiters) == 0 {
-		delete(f.chans, ch)
-	}
+	f.idleLocked(ch, wt)
 }
 
 // wakeAll wakes every waiter of ch (the log was deleted).
@@ -187,6 +214,7 @@ func (f *follower) wakeAll(ch string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if wt := f.chans[ch]; wt != nil {
+		wt.seen = 0
 		f.wakeLocked(ch, wt, func(*waiter) bool { return true })
 	}
 }
@@ -197,6 +225,7 @@ func (f *follower) epochChanged(ch, epoch string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if wt := f.chans[ch]; wt != nil {
+		wt.seen = 0
 		f.wakeLocked(ch, wt, func(w *waiter) bool { return !w.known || w.epoch != epoch })
 	}
 }
@@ -209,6 +238,7 @@ func (f *follower) closeAll() {
 	for ch, wt := range f.chans {
 		f.wakeLocked(ch, wt, func(*waiter) bool { return true })
 	}
+	clear(f.chans)
 }
 
 const maxOffsetSeq = "18446744073709551615"
@@ -269,25 +299,41 @@ func (f *follower) run() {
 		// Build the XREAD.
 		f.mu.Lock()
 		streams, names = streams[:0], names[:0]
+		ids := make([]string, 0, len(f.chans))
+		waited := 0
+		now := time.Now()
 		for ch, wt := range f.chans {
+			if len(wt.waiters) == 0 && now.Sub(wt.idleSince) > idleLinger {
+				delete(f.chans, ch)
+				continue
+			}
+			from := wt.seen // offsets after it are new
+			if len(wt.waiters) > 0 {
+				waited++
+				from = max(wt.minNext()-1, wt.seen)
+			}
 			_, idx, _ := logKeys(ch)
 			streams = append(streams, idx)
 			names = append(names, ch)
-			_ = wt
-		}
-		ids := make([]string, 0, len(names))
-		for _, ch := range names {
-			n := f.chans[ch].minNext()
-			if n <= 1 {
+			if from == 0 {
 				ids = append(ids, "0-0")
 			} else {
-				ids = append(ids, strconv.FormatUint(n-1, 10)+"-"+maxOffsetSeq)
+				ids = append(ids, strconv.FormatUint(from, 10)+"-"+maxOffsetSeq)
 			}
 		}
 		f.readGen = f.gen
 		f.inRead = len(names) > 0
 		f.mu.Unlock()
-		if len(names) == 0 {
+		if waited == 0 {
+			// Nothing to wake: do not keep Redis busy for idle channels.
+			f.mu.Lock()
+			f.inRead = false
+			for ch, wt := range f.chans {
+				if len(wt.waiters) == 0 {
+					delete(f.chans, ch)
+				}
+			}
+			f.mu.Unlock()
 			select {
 			case <-f.wakeup:
 			case <-l.stop:
@@ -335,6 +381,7 @@ func (f *follower) run() {
 				continue
 			}
 			if wt := f.chans[ch]; wt != nil {
+				wt.seen = max(wt.seen, last)
 				f.wakeLocked(ch, wt, func(w *waiter) bool { return w.next <= last })
 			}
 		}
@@ -397,6 +444,9 @@ func (f *follower) validate(conn *goredis.Conn, all bool) error {
 		}
 		wt.validated = true
 		m := parseMeta(cmds[i].Val())
+		if m.next-1 < wt.seen {
+			wt.seen = 0 // another epoch, or trimmed away and restarted
+		}
 		f.wakeLocked(ch, wt, func(w *waiter) bool {
 			if !w.known {
 				w.epoch, w.known = m.epoch, true
