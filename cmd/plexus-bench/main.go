@@ -29,18 +29,19 @@ import (
 )
 
 type options struct {
-	api, key, proto, target, logsURL string
-	n, tokens, conns, size, batch    int
-	rate                             int
-	read, drain, sink, drainURL      string
-	noAPI, keep, jsonOut             bool
-	idle                             time.Duration
-	appName                          string
+	api, tailAPI, key, proto, target, logsURL string
+	n, tokens, conns, size, batch             int
+	rate                                      int
+	read, drain, sink, drainURL               string
+	noAPI, keep, jsonOut                      bool
+	idle                                      time.Duration
+	appName                                   string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.api, "api", envOr("PLEXUS_API_URL", "http://127.0.0.1:8001"), "Plexus API base URL (setup, sessions)")
+	flag.StringVar(&o.tailAPI, "tail-api", "", "API base URL of the node serving the tail sessions (default -api): ingest on one cluster node, tail on another")
 	flag.StringVar(&o.key, "key", os.Getenv("PLEXUS_AUTH_KEY"), "admin key [PLEXUS_AUTH_KEY]")
 	flag.StringVar(&o.proto, "proto", "tcp", "how to send: tcp, udp or http")
 	flag.StringVar(&o.target, "target", "127.0.0.1:6001", "syslog address for tcp/udp")
@@ -77,6 +78,20 @@ func main() {
 	if res.Lost > 0 {
 		os.Exit(3)
 	}
+}
+
+// waitChannels waits until the node behind c knows every channel.
+func waitChannels(ctx context.Context, c *client, ids []string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for c.do(ctx, "GET", "/v3/channels/"+id, nil, nil) != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("channel %s did not reach %s", id, c.base)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 func envOr(k, def string) string {
@@ -188,11 +203,19 @@ func runBench(ctx context.Context, o options) (*result, error) {
 			})
 		}
 		if o.read == "tail" {
+			tails := api
+			if o.tailAPI != "" {
+				tails = &client{base: strings.TrimRight(o.tailAPI, "/"), key: o.key}
+				// the other node learns about the new channels within a second
+				if err := waitChannels(ctx, tails, chans); err != nil {
+					return nil, err
+				}
+			}
 			tctx, cancel := context.WithCancel(ctx)
 			var wg sync.WaitGroup
 			cleanup = append(cleanup, func() { cancel(); wg.Wait() })
 			for _, id := range chans {
-				body, err := api.openTail(tctx, id)
+				body, err := tails.openTail(tctx, id)
 				if err != nil {
 					return nil, fmt.Errorf("tail: %w", err)
 				}
