@@ -385,10 +385,11 @@ func (n *Node) createDrain(t testing.TB, channelID, url string) Drain {
 	return d
 }
 
-// drainOwner asks every live node for the drain and returns the nodes
-// that report delivering it (status.node).
+// drainOwners asks every live node for the drain and returns the
+// distinct node ids they report as delivering it (status.node).
 func (c *Cluster) drainOwners(channelID string, drainID int64) (owners []string, state string) {
 	var states []string
+	seen := map[string]bool{}
 	for _, n := range c.Nodes {
 		if n.killed {
 			continue
@@ -400,7 +401,8 @@ func (c *Cluster) drainOwners(channelID string, drainID int64) (owners []string,
 		}
 		states = append(states, n.ID+": "+r.String())
 		var d Drain
-		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &d) == nil && d.Status != nil && d.Status.Node != "" {
+		if r.Status == http.StatusOK && json.Unmarshal(r.Body, &d) == nil && d.Status != nil && d.Status.Node != "" && !seen[d.Status.Node] {
+			seen[d.Status.Node] = true
 			owners = append(owners, d.Status.Node)
 		}
 	}
@@ -494,14 +496,15 @@ func containsAll(have, want []string) bool {
 // waitSingleOwner waits until exactly one node reports delivering the
 // drain and returns it. With skipIfShared, a drain reported by several
 // nodes (every node delivers every drain: no leases yet) skips the test.
-func (c *Cluster) waitSingleOwner(t testing.TB, channelID string, drainID int64, timeout time.Duration, skipIfShared bool) string {
+// Owners named in not are waited out (a dead node's lease).
+func (c *Cluster) waitSingleOwner(t testing.TB, channelID string, drainID int64, timeout time.Duration, skipIfShared bool, not ...string) string {
 	t.Helper()
 	var owners []string
 	var state string
 	deadline := time.Now().Add(timeout)
 	for {
 		owners, state = c.drainOwners(channelID, drainID)
-		if len(owners) == 1 {
+		if len(owners) == 1 && !containsAny(not, owners) {
 			return owners[0]
 		}
 		if time.Now().After(deadline) {
@@ -536,4 +539,57 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startNode starts one more node by hand with the flags the script gives
+// its nodes, but with the config Redis at configURL (e.g. through a
+// proxy). It writes DIR/<id>.pid so that the cluster's stop ends it too.
+func (c *Cluster) startNode(t testing.TB, id, configURL string) *Node {
+	t.Helper()
+	addrFile := filepath.Join(c.Dir, id+".addrs")
+	logFile := filepath.Join(c.Dir, id+".log")
+	out, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	args := []string{
+		"-node-id", id, "-data-dir", filepath.Join(c.Dir, id),
+		"-redis-url", configURL, "-shard-urls", c.Shards,
+		"-api-addr", "127.0.0.1:0", "-logs-addr", "127.0.0.1:0",
+		"-syslog-addr", "127.0.0.1:0", "-syslog-udp-addr", "127.0.0.1:0",
+		"-addr-file", addrFile, "-log-format", "json",
+	}
+	args = append(args, strings.Fields(c.flags)...)
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = scriptEnv("PLEXUS_AUTH_KEY=" + c.Key)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }() // reaps it
+	n := &Node{ID: id, PID: cmd.Process.Pid, c: c, logFile: logFile}
+	if err := os.WriteFile(filepath.Join(c.Dir, id+".pid"), []byte(strconv.Itoa(n.PID)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 && json.Unmarshal(b, &n.Addrs) == nil && n.Addrs.API != "" {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("%s exited before listening; see %s", id, logFile)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not write %s within 20 s", id, addrFile)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Nodes = append(c.Nodes, n)
+	n.waitHealthy(t, 20*time.Second)
+	return n
 }

@@ -143,6 +143,51 @@ func delivered(reqs []drainRequest) (frames []string, resent int, problems []str
 	return frames, resent, problems
 }
 
+// redelivered describes messages delivered again in requests with a new
+// Logplex-Frame-Id (not a re-sent batch): how many, in how many requests,
+// from which processes, and when relative to since.
+func redelivered(reqs []drainRequest, since time.Time) string {
+	seen := map[string]bool{}
+	ids := map[string]bool{}
+	msgs, nreqs := 0, 0
+	var firstAt, lastAt time.Duration
+	pids := map[int]bool{}
+	for _, q := range reqs {
+		if ids[q.FrameID] {
+			continue
+		}
+		ids[q.FrameID] = true
+		dup := 0
+		for _, f := range q.Frames {
+			if s, n, ok := parseMsg(f); ok {
+				k := fmt.Sprintf("%s %d", s, n)
+				if seen[k] {
+					dup++
+				}
+				seen[k] = true
+			}
+		}
+		if dup > 0 {
+			if nreqs == 0 {
+				firstAt = q.At.Sub(since)
+			}
+			lastAt = q.At.Sub(since)
+			msgs += dup
+			nreqs++
+			pids[q.PID] = true
+		}
+	}
+	if msgs == 0 {
+		return "no message delivered again under a new Logplex-Frame-Id"
+	}
+	var p []string
+	for pid := range pids {
+		p = append(p, strconv.Itoa(pid))
+	}
+	return fmt.Sprintf("%d messages delivered again in %d requests with new Logplex-Frame-Ids (pids %s, %v to %v after the kill/cut)",
+		msgs, nreqs, strings.Join(p, ","), firstAt.Round(time.Millisecond), lastAt.Round(time.Millisecond))
+}
+
 // count returns how many wanted-looking messages (by parseMsg) arrived at
 // path, duplicates included.
 func (r *receiver) count(path string) int {

@@ -20,23 +20,25 @@ func redisCLI(sock string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// shardOf returns the number (1-based) of the only shard holding keys:
-// the shard of the test's only channel.
+// shardOf waits until exactly one shard holds keys (the nodes write
+// shortly after they accept) and returns its number (1-based): the shard
+// of the test's only channel.
 func (c *Cluster) shardOf(t testing.TB) int {
 	t.Helper()
 	var found []int
-	var state []string
-	for i := range c.ShardURLs() {
-		sock := filepath.Join(c.Dir, fmt.Sprintf("redis-shard-%d.sock", i+1))
-		out, err := redisCLI(sock, "DBSIZE")
-		state = append(state, fmt.Sprintf("shard %d: %q %v", i+1, out, err))
-		if n, err := strconv.Atoi(out); err == nil && n > 0 {
-			found = append(found, i+1)
+	waitFor(t, 5*time.Second, "the channel's keys on one shard", func() (bool, string) {
+		found = found[:0]
+		var state []string
+		for i := range c.ShardURLs() {
+			sock := filepath.Join(c.Dir, fmt.Sprintf("redis-shard-%d.sock", i+1))
+			out, err := redisCLI(sock, "DBSIZE")
+			state = append(state, fmt.Sprintf("shard %d: %q %v", i+1, out, err))
+			if n, err := strconv.Atoi(out); err == nil && n > 0 {
+				found = append(found, i+1)
+			}
 		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("want exactly one shard with keys: %s", strings.Join(state, "; "))
-	}
+		return len(found) == 1, strings.Join(state, "; ")
+	})
 	return found[0]
 }
 
