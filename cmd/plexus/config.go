@@ -121,7 +121,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 	str(&c.RedisURL, "redis-url", "", "config Redis: selects the Redis (cluster) backend", "PLEXUS_REDIS_URL", "LOGPLEX_CONFIG_REDIS_URL")
 	str(&c.ShardURLs, "shard-urls", "", "comma-separated Redis URLs holding channel logs (default: -redis-url)", "PLEXUS_SHARD_URLS", "LOGPLEX_SHARD_URLS")
-	bytes(&c.RedisBuffer, "redis-buffer-bytes", 256<<20, "local buffer for log writes while Redis is slow or away", "PLEXUS_REDIS_BUFFER_BYTES")
+	bytes(&c.RedisBuffer, "redis-buffer-bytes", 256<<20, "per shard: accepted messages buffered locally while Redis is slow or away (then POST /logs answers 503, TCP input slows)", "PLEXUS_REDIS_BUFFER_BYTES")
 	dur(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "how long shutdown waits for drains and buffered writes", "PLEXUS_SHUTDOWN_GRACE")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error", "PLEXUS_LOG_LEVEL")
