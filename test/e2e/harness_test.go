@@ -41,6 +41,7 @@ type Server struct {
 	AuthKey string
 	Addrs   Addrs
 	flags   []string // extra flags, reused by Restart
+	env     []string // extra environment, reused by Restart
 
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process exited
@@ -75,6 +76,12 @@ func (l *lockedBuffer) String() string {
 // the test if still running.
 func start(t testing.TB, extra ...string) *Server {
 	t.Helper()
+	return startEnv(t, nil, extra...)
+}
+
+// startEnv is start with extra environment variables (NAME=value).
+func startEnv(t testing.TB, env []string, extra ...string) *Server {
+	t.Helper()
 	needBinary(t)
 	if strings.HasPrefix(t.Name(), redisPrefix) && !containsFlag(extra, "-redis-url") {
 		// Tests run under TestRedis use the Redis backend, each with its
@@ -86,12 +93,16 @@ func start(t testing.TB, extra ...string) *Server {
 		DataDir: t.TempDir(),
 		AuthKey: randomKey(),
 		flags:   extra,
+		env:     env,
 		out:     &lockedBuffer{},
 	}
 	for i, f := range extra {
 		if f == "-auth-key" && i+1 < len(extra) {
 			s.AuthKey = extra[i+1]
 		}
+	}
+	if k := envKey(env); k != "" && !containsFlag(extra, "-auth-key") {
+		s.AuthKey = k
 	}
 	t.Cleanup(func() {
 		s.kill()
@@ -128,7 +139,7 @@ func (s *Server) launch() {
 		"-data-dir", s.DataDir,
 		"-addr-file", addrFile,
 	}
-	if !containsFlag(s.flags, "-auth-key") {
+	if !containsFlag(s.flags, "-auth-key") && envKey(s.env) == "" {
 		args = append(args, "-auth-key", s.AuthKey)
 	}
 	if containsFlag(s.flags, "-tls-cert") && !containsFlag(s.flags, "-syslog-tls-addr") {
@@ -136,7 +147,7 @@ func (s *Server) launch() {
 	}
 	args = append(args, s.flags...)
 	cmd := exec.Command(binPath, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), s.env...)
 	fmt.Fprintf(s.out, "=== run %d: plexus %s\n", s.runs, strings.Join(args, " "))
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
@@ -171,6 +182,19 @@ func (s *Server) launch() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// envKey returns the admin key set in env (PLEXUS_AUTH_KEY first, then
+// Logplex's LOGPLEX_AUTH_KEY), or "".
+func envKey(env []string) string {
+	for _, name := range []string{"PLEXUS_AUTH_KEY=", "LOGPLEX_AUTH_KEY="} {
+		for _, kv := range env {
+			if v, ok := strings.CutPrefix(kv, name); ok {
+				return v
+			}
+		}
+	}
+	return ""
 }
 
 // waitHealthy waits until GET /v3/healthcheck answers 200 (it answers 503
