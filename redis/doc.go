@@ -3,6 +3,27 @@
 // copy on every node, a channels.Log whose channel logs are Redis streams
 // sharded over several servers, a node registry and drain leases.
 //
+// Constructors: OpenStore(ctx, StoreConfig), OpenLog(ctx, LogConfig),
+// OpenNodes(ctx, NodesConfig), OpenLeases(ctx, LeasesConfig). Scripts use
+// keys they compute, so servers must be standalone Redis (not Cluster).
+//
+// # Configuration
+//
+// Records use Logplex's keys: ch:<id>:data {name, flags}, tok:<token>:data
+// {ch, name}, drain:<id>:data {ch, token, url, state}, cred:<id> {pass,
+// name, full_api, channel}, session:<uuid> (the raw body, with an expiry),
+// channel_index and drain_index (INCR). Plexus adds ch:<id>:tokens and
+// ch:<id>:drains (per-channel indexes for atomic checks),
+// plexus:drain_cursors, plexus:config:version and the pub/sub channel
+// plexus:config (see store_scripts.go). Sessions and drain cursors are read
+// from Redis; everything else from the node's in-memory copy.
+//
+// # Nodes and leases
+//
+// plexus:nodes (sorted set by heartbeat, Redis time) and plexus:node:<id>
+// (hash with expiry) list live nodes. plexus:lease:drain:<id> holds the id
+// of the node delivering a drain (SET NX PX, renewed); see Leases.
+//
 // # Channel logs
 //
 // A channel's log lives on one shard, chosen with Logplex's redis_shard

@@ -96,3 +96,56 @@ func BenchmarkLogRead(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLogAppendFollow appends 200-byte messages on one node while a
+// follower on another node reads them (Read/Wait, ~100 KiB per read, as
+// an HTTP drain does); msgs/s counts messages the follower received.
+func BenchmarkLogAppendFollow(b *testing.B) {
+	srv := redistest.Start(b)
+	w := openTestLog(b, LogConfig{Default: channels.Retention{Count: 200000}}, srv)
+	r := openTestLog(b, LogConfig{Default: channels.Retention{Count: 200000}}, srv)
+	msg := []byte("<134>1 2024-01-01T00:00:00Z host app web.1 - - " + strings.Repeat("x", 200-48))
+	ch := fmt.Sprintf("follow-%d", b.N)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		var recs channels.Records
+		cur := channels.Cursor{Offset: 1}
+		for cur.Offset <= uint64(b.N) {
+			res, err := r.Read(context.Background(), ch, cur, 0, 100<<10, &recs)
+			if err != nil {
+				done <- err
+				return
+			}
+			if res.Missed > 0 {
+				done <- fmt.Errorf("follower missed %d", res.Missed)
+				return
+			}
+			cur = res.Next
+			if recs.Len() == 0 {
+				if err := r.Wait(context.Background(), ch, cur.Offset); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+		done <- nil
+	}()
+	batch := &channels.Batch{ChannelID: ch}
+	for i := 0; i < b.N; {
+		batch.Reset()
+		for j := 0; j < 100 && i < b.N; j++ {
+			batch.Add(msg)
+			i++
+		}
+		if err := w.Append(context.Background(), []*channels.Batch{batch}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
