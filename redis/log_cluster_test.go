@@ -193,12 +193,9 @@ func TestLogSharding(t *testing.T) {
 }
 
 func TestShardPickerLogplexRule(t *testing.T) {
-	// md5("1") = c4ca4238a0b923820dcc509a6f75849b: above 2^127, so the
-	// second of two shards; md5("2") = c81e...: second; md5("5") =
-	// e4da...: second; md5("3") = eccb...; md5("app") = d2a5...
-	// Values below 2^127 go to the first: md5("4") = a87f... no; md5("7")
-	// = 8f14e45f... (0x8f > 0x80) no; md5("10") = d3d9... no;
-	// md5("x") = 9dd4e461... no; md5("a") = 0cc175b9...: first.
+	// With two shards the split is at 2^127: md5("1") = c4ca4238... and
+	// md5("2") = c81e728d... go to the second, md5("a") = 0cc175b9... to
+	// the first.
 	p := newShardPicker(2)
 	for _, tc := range []struct {
 		id   string
