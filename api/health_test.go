@@ -1,7 +1,10 @@
 package api
 
 import (
+	"context"
 	"testing"
+
+	"github.com/plexus-router/plexus/channels"
 )
 
 func TestHealthDegradedAndShuttingDown(t *testing.T) {
@@ -18,4 +21,23 @@ func TestHealthDegradedAndShuttingDown(t *testing.T) {
 	e.srv.SetShuttingDown()
 	wantResp(t, "v3 shutting down", e.call("GET", "/v3/healthcheck", ""), 503, "text/plain", "SHUTTING DOWN")
 	wantResp(t, "logs shutting down", e.do(req{method: "GET", url: e.logs.URL + "/healthcheck"}), 503, "text/plain", "SHUTTING DOWN")
+}
+
+// notReady is a store whose config has not been loaded yet.
+type notReady struct{ channels.Store }
+
+func (notReady) Ready() bool { return false }
+
+func TestBootingRefusesInput(t *testing.T) {
+	e := newEnv(t)
+	ch, toks := e.channel("app")
+	e.srv.Store = notReady{e.store}
+	wantResp(t, "v3 booting", e.call("GET", "/v3/healthcheck", ""), 503, "text/plain", "SYSTEM BOOTING")
+	r := e.post(toks["app"], msg(toks["app"], "web.1", "too early"))
+	if r.code != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("POST /logs while booting = %v (Retry-After %q), want 503 with Retry-After", r, r.header.Get("Retry-After"))
+	}
+	if info, _ := e.log.Info(context.Background(), ch); info.Next != 1 {
+		t.Errorf("a message was stored while booting")
+	}
 }

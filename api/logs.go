@@ -130,6 +130,12 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	if s.conf.DenyIngress {
 		return logsAnswer(w, http.StatusServiceUnavailable, "")
 	}
+	if !s.Store.Ready() {
+		// Tokens are not known until the config is loaded: refuse rather
+		// than answer 401 for tokens that exist.
+		w.Header().Set("Retry-After", "1")
+		return logsAnswer(w, http.StatusServiceUnavailable, "SYSTEM BOOTING")
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		return logsAnswer(w, http.StatusMethodNotAllowed, "")

@@ -197,10 +197,42 @@ func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	g, gctx := errgroup.WithContext(ctx)
 	drainCtx, stopDrains := context.WithCancel(context.Background())
 	defer stopDrains()
-	g.Go(func() error { return dm.Run(drainCtx) })
+	// Ingest and delivery start once the config is loaded (a cluster node
+	// loads its copy from Redis); until then the API answers the
+	// healthchecks and POST /logs with 503 SYSTEM BOOTING and syslog
+	// connections wait in the listen backlog.
+	ready := make(chan struct{})
+	g.Go(func() error {
+		start := time.Now()
+		for !be.store.Ready() {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		logger.Info().Dur("load_time", time.Since(start)).Msg("config loaded")
+		close(ready)
+		return nil
+	})
+	g.Go(func() error {
+		select {
+		case <-ready:
+			return dm.Run(drainCtx)
+		case <-gctx.Done():
+			return nil
+		}
+	})
 	sysCtx, stopSyslog := context.WithCancel(context.Background())
 	defer stopSyslog()
-	g.Go(func() error { return sys.Serve(sysCtx) })
+	g.Go(func() error {
+		select {
+		case <-ready:
+			return sys.Serve(sysCtx)
+		case <-gctx.Done():
+			return sys.Close()
+		}
+	})
 	for name, srv := range servers {
 		l := listeners[name]
 		g.Go(func() error {
