@@ -77,9 +77,16 @@ type Session struct {
 
 // Cursor is a reader's position in a channel log: the next offset to read
 // within a log epoch.
+//
+// Pending is used by drains only: the number of messages from Offset that
+// form the batch in flight. A drain stores it before sending a batch (which
+// also acknowledges the previous one), so that a worker taking the drain
+// over — after a restart or on another node — first re-sends exactly that
+// batch, under the same Logplex-Frame-Id. Log reads ignore it.
 type Cursor struct {
-	Epoch  string `json:"epoch"`
-	Offset uint64 `json:"offset"`
+	Epoch   string `json:"epoch"`
+	Offset  uint64 `json:"offset"`
+	Pending uint64 `json:"pending,omitempty"`
 }
 
 // NewToken returns a fresh token id "t.<uuid v4>".

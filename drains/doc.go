@@ -32,13 +32,19 @@
 //     receiver may see again what the dying connection had taken. Bytes a
 //     peer's kernel accepted before the peer closed the connection are lost
 //     without notice (TCP has no application acknowledgement).
-//   - Positions are stored (Store.SetDrainCursor) at most every
-//     Config.CursorEvery and when a worker stops. After a restart a worker
-//     resumes from its stored position: what the log still retains is
-//     delivered again from there (duplicates are limited to what was acked
-//     after the last store, at most CursorEvery of traffic, plus the batch
-//     in flight). A drain without a stored position starts at the end of the
-//     log: it receives what arrives after it was created.
+//   - Before each batch is sent, the worker stores (Store.SetDrainCursor)
+//     where the batch starts and how many messages it holds
+//     (Cursor.Pending). That write also acknowledges the previous batch. A
+//     worker that takes the drain over — after a restart, or on another
+//     node after the owner died — first re-sends exactly that batch, under
+//     the same Logplex-Frame-Id, then continues: duplicates are limited to
+//     the unacknowledged batch, and receivers can drop them by id. (The
+//     embedded store writes positions to disk at most once a second, so
+//     after a crash of a single node up to a second of batches is re-sent,
+//     each under its original id.) A position without a batch in flight is
+//     stored at most every Config.CursorEvery and when the worker stops. A
+//     drain without a stored position starts at the end of the log (the API
+//     stores a new drain's position before it answers).
 //   - A batch in flight at shutdown is finished or abandoned within
 //     Config.RequestTimeout; an abandoned batch is sent again after restart.
 //   - When a backend loses a channel's history (ReadResult.Reset: a new log

@@ -543,10 +543,18 @@ func TestShutdownInFlight(t *testing.T) {
 	r.mu.Lock()
 	r.acked, r.seen = stream{}, map[string]bool{} // the held request timed out on our side
 	r.mu.Unlock()
+	// More messages arrive before the drain is taken up again: the batch
+	// that was in flight must still be re-sent as it was (same messages,
+	// same Frame-Id), not merged with them.
+	e.appendN(5)
 	e.start()
-	waitFor(t, "5 messages", func() bool { return len(r.stream().msgs) >= 5 })
-	wantSeq(t, r.stream().msgs, 0, 5)
-	if id := r.requests()[1].Header.Get("Logplex-Frame-Id"); id != first {
+	waitFor(t, "10 messages", func() bool { return len(r.stream().msgs) >= 10 })
+	wantSeq(t, r.stream().msgs, 0, 10)
+	resent := r.requests()[1]
+	if id := resent.Header.Get("Logplex-Frame-Id"); id != first {
 		t.Errorf("Frame-Id after restart %s, want %s", id, first)
+	}
+	if n := resent.Header.Get("Logplex-Msg-Count"); n != "5" {
+		t.Errorf("re-sent batch has %s messages, want the 5 that were in flight", n)
 	}
 }

@@ -87,6 +87,7 @@ type worker struct {
 
 	cur      channels.Cursor // acknowledged position (mirrors st.cursor)
 	stored   channels.Cursor // last stored position
+	resend   uint64          // records of a stored in-flight batch to re-send first
 	storedAt time.Time
 	lagAt    time.Time
 }
@@ -112,7 +113,12 @@ func (w *worker) run() {
 	failures := 0
 	for w.ctx.Err() == nil {
 		from := w.cur
-		res, err := w.m.Log.Read(w.ctx, w.drain.ChannelID, from, limit, w.f.target, &w.recs)
+		lim, maxBytes := limit, w.f.target
+		if w.resend > 0 {
+			// The batch a previous owner had in flight: exactly its records.
+			lim, maxBytes = int(min(w.resend, 1<<20)), 0
+		}
+		res, err := w.m.Log.Read(w.ctx, w.drain.ChannelID, from, lim, maxBytes, &w.recs)
 		if err != nil {
 			if w.ctx.Err() != nil {
 				break
@@ -146,10 +152,12 @@ func (w *worker) run() {
 		}
 		w.st.mu.Unlock()
 		w.b.build(w.f, from, &w.recs, res, pending, since, now)
+		w.resend = 0
 		if !w.b.send() {
 			w.complete(outOK) // only unparseable records
 			continue
 		}
+		w.intend(from)
 		o, ok := w.deliver()
 		if !ok {
 			break // stopping: the batch is abandoned, its position not acknowledged
@@ -170,6 +178,10 @@ func (w *worker) load() bool {
 		w.stored, w.storedAt = c, w.m.now()
 		return true
 	}
+	defer func() {
+		// A stored batch in flight is re-sent first, as it was (see intend).
+		w.resend, w.cur.Pending = w.cur.Pending, 0
+	}()
 	for k := 0; ; k++ {
 		c, err := w.m.Store.DrainCursor(w.ctx, w.drain.ID)
 		if err == nil && c.Offset == 0 {
@@ -182,7 +194,7 @@ func (w *worker) load() bool {
 		if err == nil {
 			w.cur, w.stored, w.storedAt = c, c, w.m.now()
 			st.mu.Lock()
-			st.cursor, st.known = c, true
+			st.cursor, st.known = channels.Cursor{Epoch: c.Epoch, Offset: c.Offset}, true
 			st.mu.Unlock()
 			return true
 		}
@@ -272,6 +284,32 @@ func (w *worker) complete(o outcome) {
 	w.cur = b.next
 	w.storeIfDue(now)
 	w.updateLag(false)
+}
+
+// intend stores, before a batch is sent, the position it starts from and
+// how many records it holds. That one write acknowledges the previous batch
+// and describes the one in flight, so a worker that takes the drain over
+// (after a crash, or on another node) re-sends exactly this batch under
+// the same Logplex-Frame-Id: duplicates stay limited to the unacknowledged
+// batch and receivers can drop them by id. A failed write does not stop
+// delivery (delivery stays at least once).
+func (w *worker) intend(from channels.Cursor) {
+	b := &w.b
+	start := from.Offset
+	if start == 0 || (from.Epoch != "" && from.Epoch != b.next.Epoch) {
+		start = b.first
+	}
+	if b.next.Offset < start {
+		return
+	}
+	c := channels.Cursor{Epoch: b.next.Epoch, Offset: start, Pending: b.next.Offset - start}
+	if err := w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, c); err != nil {
+		if w.ctx.Err() == nil {
+			w.failed("store position", err, false)
+		}
+		return
+	}
+	w.stored, w.storedAt = c, w.m.now()
 }
 
 // advance moves the position without a delivery (an empty read that moved
@@ -365,7 +403,7 @@ func (w *worker) wait(next uint64) {
 }
 
 func (w *worker) storeIfDue(now time.Time) {
-	if w.cur == w.stored || now.Sub(w.storedAt) < w.m.cfg.CursorEvery {
+	if w.holds() || now.Sub(w.storedAt) < w.m.cfg.CursorEvery {
 		return
 	}
 	if err := w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, w.cur); err != nil {
@@ -377,9 +415,18 @@ func (w *worker) storeIfDue(now time.Time) {
 	w.stored, w.storedAt = w.cur, now
 }
 
+// holds reports whether the stored position already says where the worker
+// is: the same position, or the same position with the batch in flight
+// from it (an intent, which must survive a stop that abandons the batch).
+// An empty epoch (a cursor stored before the channel's log existed) means
+// the current one.
+func (w *worker) holds() bool {
+	return w.cur.Offset == w.stored.Offset && (w.cur.Epoch == w.stored.Epoch || w.cur.Epoch == "")
+}
+
 // storeFinal stores the position when the worker stops.
 func (w *worker) storeFinal() {
-	if w.gone.Load() || w.cur == w.stored || w.cur.Offset == 0 {
+	if w.gone.Load() || w.holds() || w.cur.Offset == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.m.cfg.RequestTimeout)

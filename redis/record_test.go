@@ -31,7 +31,7 @@ func TestEntryID(t *testing.T) {
 }
 
 func TestCursorFormat(t *testing.T) {
-	for _, c := range []channels.Cursor{{}, {Epoch: "abc", Offset: 9}, {Epoch: "a:b", Offset: 1}} {
+	for _, c := range []channels.Cursor{{}, {Epoch: "abc", Offset: 9}, {Epoch: "a:b", Offset: 1}, {Epoch: "e", Offset: 5, Pending: 300}} {
 		got, ok := parseCursor(formatCursor(c))
 		if !ok || got != c {
 			t.Errorf("parseCursor(formatCursor(%+v)) = %+v, %v", c, got, ok)

@@ -94,9 +94,14 @@ func credFromHash(id string, h map[string]string) (channels.Cred, bool) {
 	}, true
 }
 
-// formatCursor stores a cursor as "<offset>:<epoch>".
+// formatCursor stores a cursor as "<offset>:<epoch>", or
+// "<offset>+<pending>:<epoch>" while a drain has a batch in flight.
 func formatCursor(c channels.Cursor) string {
-	return strconv.FormatUint(c.Offset, 10) + ":" + c.Epoch
+	s := strconv.FormatUint(c.Offset, 10)
+	if c.Pending > 0 {
+		s += "+" + strconv.FormatUint(c.Pending, 10)
+	}
+	return s + ":" + c.Epoch
 }
 
 func parseCursor(s string) (channels.Cursor, bool) {
@@ -104,9 +109,16 @@ func parseCursor(s string) (channels.Cursor, bool) {
 	if i < 0 {
 		return channels.Cursor{}, false
 	}
-	off, err := strconv.ParseUint(s[:i], 10, 64)
+	pos, pendingText, hasPending := strings.Cut(s[:i], "+")
+	off, err := strconv.ParseUint(pos, 10, 64)
 	if err != nil {
 		return channels.Cursor{}, false
 	}
-	return channels.Cursor{Epoch: s[i+1:], Offset: off}, true
+	c := channels.Cursor{Epoch: s[i+1:], Offset: off}
+	if hasPending {
+		if c.Pending, err = strconv.ParseUint(pendingText, 10, 64); err != nil {
+			return channels.Cursor{}, false
+		}
+	}
+	return c, true
 }
