@@ -33,6 +33,9 @@ func TestBootingRefusesInput(t *testing.T) {
 	ch, toks := e.channel("app")
 	e.srv.Store = notReady{e.store}
 	wantResp(t, "v3 booting", e.call("GET", "/v3/healthcheck", ""), 503, "text/plain", "SYSTEM BOOTING")
+	if r := e.call("GET", "/v2/channels/"+ch, ""); r.code != 503 || r.body != "SYSTEM BOOTING" {
+		t.Errorf("GET channel while booting = %v, want 503 SYSTEM BOOTING (not 404 for a channel that exists)", r)
+	}
 	r := e.post(toks["app"], msg(toks["app"], "web.1", "too early"))
 	if r.code != 503 || r.header.Get("Retry-After") == "" {
 		t.Errorf("POST /logs while booting = %v (Retry-After %q), want 503 with Retry-After", r, r.header.Get("Retry-After"))

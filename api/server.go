@@ -216,7 +216,26 @@ func (s *Server) APIHandler() http.Handler {
 	unmatched := s.instrument("unmatched", http.HandlerFunc(s.notFound))
 	m.NotFoundHandler = unmatched
 	m.MethodNotAllowedHandler = unmatched
-	return m
+	return s.untilLoaded(m)
+}
+
+// untilLoaded answers 503 SYSTEM BOOTING (with Retry-After) to everything
+// but the healthchecks and /metrics until the store's config is loaded: a
+// cluster node loading its copy from Redis would otherwise answer 404 for
+// channels that exist. Logplex did not start its API before the load.
+func (s *Server) untilLoaded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.Store.Ready() {
+			switch r.URL.Path {
+			case "/healthcheck", "/v3/healthcheck", "/metrics":
+			default:
+				w.Header().Set("Retry-After", "1")
+				writeText(w, http.StatusServiceUnavailable, "SYSTEM BOOTING")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) metricsHandler() http.Handler {
