@@ -147,7 +147,7 @@ func TestAllNodesOneDrainOneTail(t *testing.T) {
 	recv := startReceiver(t)
 	c := startCluster(t, 3, 2)
 	ch, d := prepareChannel(t, c, recv, "everywhere", "/all")
-	tl := c.Nodes[1].openTail(t, ch.ID, 1)
+	tl := c.Nodes[1].openTail(t, ch.ID, 1, false)
 
 	const quota = 600
 	senders := startSenders(t, c, ch.Token, quota, 10, 2*time.Millisecond)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"os"
@@ -117,7 +118,7 @@ func TestShardRestart(t *testing.T) {
 		})
 	}
 	shard := c.shardOf(t)
-	tl := c.Nodes[1].openTail(t, ch.ID, 1)
+	tl := c.Nodes[1].openTail(t, ch.ID, 1, true)
 
 	senders := startSenders(t, c, ch.Token, 0, 5, 10*time.Millisecond)
 	waitFor(t, 20*time.Second, "300 messages in the tail before the crash", func() (bool, string) {
@@ -218,8 +219,34 @@ func TestShardRestart(t *testing.T) {
 			prev = e.ID
 		}
 		t.Logf("tail: %d events, %d L15 notices", len(events), resets)
+		if rc := tl.Reconnects(); len(rc) > 0 {
+			// docs/operations.md: tails of channels on a restarting shard
+			// "pause and continue".
+			t.Errorf("the tail stream ended during the shard outage and was reopened with Last-Event-ID (%s); tails should pause and continue", strings.Join(rc, ", "))
+		}
 		if problems, _ := w.check(after); len(problems) > 0 {
 			t.Errorf("tail after the crash: %s", strings.Join(first(problems, 10), "; "))
+		}
+	})
+
+	// An SSE client that reconnects now with an id of the old epoch must
+	// be told that the history restarted, not resume at that offset of
+	// the new epoch.
+	t.Run("resume", func(t *testing.T) {
+		events, _ := tl.Events()
+		var oldID uint64
+		for _, e := range events {
+			if !e.HasID {
+				break
+			}
+			oldID = e.ID
+		}
+		if oldID == 0 {
+			t.Skip("the tail saw no message before the restart")
+		}
+		first := firstEvents(t, tl.url, oldID, 3, 5*time.Second)
+		if len(first) == 0 || first[0].HasID || !strings.Contains(first[0].Data, "Error L15") {
+			t.Errorf("SSE resume with Last-Event-ID %d (an offset of the lost epoch) starts with %+v, want an L15 notice", oldID, first)
 		}
 	})
 
@@ -251,4 +278,26 @@ func eventsAfterReset(events []Event) []Event {
 		}
 	}
 	return events
+}
+
+// firstEvents opens an SSE stream of a session with Last-Event-ID and
+// returns its first n events (fewer if none come within timeout).
+func firstEvents(t testing.TB, url string, lastID uint64, n int, timeout time.Duration) []Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tl := &tail{url: url, ctx: ctx, cancel: cancel, done: make(chan struct{}), lastID: lastID, hasLastID: true}
+	resp, err := tl.get()
+	if err != nil {
+		t.Fatalf("GET %s with Last-Event-ID %d: %v", url, lastID, err)
+	}
+	go tl.run(resp)
+	defer tl.Close()
+	for {
+		ev, err := tl.Events()
+		if len(ev) >= n || err != nil {
+			return ev[:min(n, len(ev))]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

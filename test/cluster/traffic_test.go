@@ -258,59 +258,94 @@ type Event struct {
 
 // tail is an open SSE tail session.
 type tail struct {
-	resp   *http.Response
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	events []Event
-	err    error
-	done   chan struct{}
+	url       string // session URL on the node
+	reconnect bool   // like EventSource: reconnect with Last-Event-ID when the stream ends
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu         sync.Mutex
+	events     []Event
+	err        error
+	reconnects []string // when and after which id the stream ended and was reopened
+	lastID     uint64
+	hasLastID  bool
+	done       chan struct{}
 }
 
 // openTail creates a tailing session (num history lines) through n and
-// streams it with Accept: text/event-stream from the same node.
-func (n *Node) openTail(t testing.TB, channelID string, num int) *tail {
+// streams it with Accept: text/event-stream from the same node. With
+// reconnect, an ended stream is opened again with Last-Event-ID, as a
+// browser's EventSource does.
+func (n *Node) openTail(t testing.TB, channelID string, num int, reconnect bool) *tail {
 	t.Helper()
 	r := n.API(t, "POST", "/v3/sessions", map[string]any{"channel_id": channelID, "num": strconv.Itoa(num), "tail": true})
 	mustStatus(t, "POST /v3/sessions", r, http.StatusCreated)
-	u := sessionPath(t, r)
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+n.Addrs.API+u, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	tl := &tail{url: "http://" + n.Addrs.API + sessionPath(t, r), reconnect: reconnect, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	resp, err := tl.get()
 	if err != nil {
 		cancel()
 		t.Fatalf("GET session on %s: %v", n.ID, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("GET session on %s: %d %q", n.ID, resp.StatusCode, b)
-	}
-	tl := &tail{resp: resp, cancel: cancel, done: make(chan struct{})}
-	go tl.read()
+	go tl.run(resp)
 	t.Cleanup(tl.Close)
 	return tl
 }
 
-func sessionPath(t testing.TB, r Response) string {
-	t.Helper()
-	var v struct {
-		URL string `json:"url"`
+func (tl *tail) get() (*http.Response, error) {
+	req, _ := http.NewRequestWithContext(tl.ctx, "GET", tl.url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	tl.mu.Lock()
+	if tl.hasLastID {
+		req.Header.Set("Last-Event-ID", strconv.FormatUint(tl.lastID, 10))
 	}
-	if err := json.Unmarshal(r.Body, &v); err != nil {
-		t.Fatalf("session answer %s", r)
+	tl.mu.Unlock()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
 	}
-	i := strings.Index(v.URL, "/sessions/")
-	if i < 0 {
-		t.Fatalf("session url %q has no /sessions/", v.URL)
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return nil, fmt.Errorf("status %d: %q", resp.StatusCode, b)
 	}
-	return v.URL[i:]
+	return resp, nil
 }
 
-func (tl *tail) read() {
+func (tl *tail) run(resp *http.Response) {
 	defer close(tl.done)
-	sc := bufio.NewScanner(tl.resp.Body)
+	for {
+		err := tl.read(resp)
+		resp.Body.Close()
+		if tl.ctx.Err() != nil {
+			tl.setErr(tl.ctx.Err())
+			return
+		}
+		if !tl.reconnect || err != io.EOF {
+			tl.setErr(err)
+			return
+		}
+		tl.mu.Lock()
+		tl.reconnects = append(tl.reconnects, fmt.Sprintf("%s after id %d", time.Now().Format("15:04:05.000"), tl.lastID))
+		tl.mu.Unlock()
+		// Reopen with Last-Event-ID, retrying for a while (EventSource's
+		// retry), bounded.
+		deadline := time.Now().Add(10 * time.Second)
+		for resp = nil; resp == nil; {
+			if resp, err = tl.get(); err != nil {
+				if time.Now().After(deadline) || tl.ctx.Err() != nil {
+					tl.setErr(fmt.Errorf("reconnect: %w", err))
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	}
+}
+
+// read reads events until the stream ends (io.EOF when it ends cleanly).
+func (tl *tail) read(resp *http.Response) error {
+	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	var ev Event
 	var data []string
@@ -323,14 +358,16 @@ func (tl *tail) read() {
 				ev.At = time.Now()
 				tl.mu.Lock()
 				tl.events = append(tl.events, ev)
+				if ev.HasID {
+					tl.lastID, tl.hasLastID = ev.ID, true
+				}
 				tl.mu.Unlock()
 			}
 			ev, data = Event{}, nil
 		case strings.HasPrefix(line, "id:"):
 			id, err := strconv.ParseUint(strings.TrimSpace(line[3:]), 10, 64)
 			if err != nil {
-				tl.setErr(fmt.Errorf("bad SSE id line %q", line))
-				return
+				return fmt.Errorf("bad SSE id line %q", line)
 			}
 			ev.ID, ev.HasID = id, true
 		case strings.HasPrefix(line, "data:"):
@@ -338,14 +375,13 @@ func (tl *tail) read() {
 		case strings.HasPrefix(line, ":"):
 			// comment (keep-alive)
 		default:
-			tl.setErr(fmt.Errorf("unexpected SSE line %q", line))
+			return fmt.Errorf("unexpected SSE line %q", line)
 		}
 	}
-	err := sc.Err()
-	if err == nil {
-		err = io.EOF
+	if err := sc.Err(); err != nil {
+		return err
 	}
-	tl.setErr(err)
+	return io.EOF
 }
 
 func (tl *tail) setErr(err error) {
@@ -356,16 +392,23 @@ func (tl *tail) setErr(err error) {
 	tl.mu.Unlock()
 }
 
-// Events returns the events so far and the stream's end error (nil while open).
+// Events returns the events so far and the stream's end error (nil while
+// open; with reconnect, only when reopening failed).
 func (tl *tail) Events() ([]Event, error) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	return append([]Event(nil), tl.events...), tl.err
 }
 
+// Reconnects lists when the stream ended and was reopened.
+func (tl *tail) Reconnects() []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]string(nil), tl.reconnects...)
+}
+
 func (tl *tail) Close() {
 	tl.cancel()
-	tl.resp.Body.Close()
 	<-tl.done
 }
 
@@ -451,4 +494,20 @@ func first(s []string, n int) []string {
 		return append(s[:n:n], fmt.Sprintf("… and %d more", len(s)-n))
 	}
 	return s
+}
+
+// sessionPath returns the /sessions/<id> path of a POST /v3/sessions answer.
+func sessionPath(t testing.TB, r Response) string {
+	t.Helper()
+	var v struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(r.Body, &v); err != nil {
+		t.Fatalf("session answer %s", r)
+	}
+	i := strings.Index(v.URL, "/sessions/")
+	if i < 0 {
+		t.Fatalf("session url %q has no /sessions/", v.URL)
+	}
+	return v.URL[i:]
 }
