@@ -164,10 +164,14 @@ func (c *Cluster) stop() {
 			}
 			os.Remove(f)
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		start := time.Now()
+		deadline := start.Add(10 * time.Second)
 		for _, pid := range pids {
 			for processAlive(pid) && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				c.t.Logf("stop: pid %d (%s) took %v to exit after SIGTERM", pid, pattern, d.Round(10*time.Millisecond))
 			}
 			if processAlive(pid) {
 				c.t.Errorf("pid %d did not exit within 10 s of SIGTERM: killed", pid)
