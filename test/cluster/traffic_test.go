@@ -251,6 +251,7 @@ func startHTTPSender(t testing.TB, name, logsAddr, token string, quota, batch in
 // the offset), no id for notices (L11, L15).
 type Event struct {
 	ID    uint64
+	RawID string
 	HasID bool
 	Data  string
 	At    time.Time
@@ -267,8 +268,7 @@ type tail struct {
 	events     []Event
 	err        error
 	reconnects []string // when and after which id the stream ended and was reopened
-	lastID     uint64
-	hasLastID  bool
+	lastID     string   // raw id of the last message event ("" before one)
 	done       chan struct{}
 }
 
@@ -296,8 +296,8 @@ func (tl *tail) get() (*http.Response, error) {
 	req, _ := http.NewRequestWithContext(tl.ctx, "GET", tl.url, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	tl.mu.Lock()
-	if tl.hasLastID {
-		req.Header.Set("Last-Event-ID", strconv.FormatUint(tl.lastID, 10))
+	if tl.lastID != "" {
+		req.Header.Set("Last-Event-ID", tl.lastID)
 	}
 	tl.mu.Unlock()
 	resp, err := http.DefaultClient.Do(req)
@@ -326,7 +326,7 @@ func (tl *tail) run(resp *http.Response) {
 			return
 		}
 		tl.mu.Lock()
-		tl.reconnects = append(tl.reconnects, fmt.Sprintf("%s after id %d", time.Now().Format("15:04:05.000"), tl.lastID))
+		tl.reconnects = append(tl.reconnects, fmt.Sprintf("%s after id %s", time.Now().Format("15:04:05.000"), tl.lastID))
 		tl.mu.Unlock()
 		// Reopen with Last-Event-ID, retrying for a while (EventSource's
 		// retry), bounded.
@@ -359,17 +359,24 @@ func (tl *tail) read(resp *http.Response) error {
 				tl.mu.Lock()
 				tl.events = append(tl.events, ev)
 				if ev.HasID {
-					tl.lastID, tl.hasLastID = ev.ID, true
+					tl.lastID = ev.RawID
 				}
 				tl.mu.Unlock()
 			}
 			ev, data = Event{}, nil
 		case strings.HasPrefix(line, "id:"):
-			id, err := strconv.ParseUint(strings.TrimSpace(line[3:]), 10, 64)
+			// The offset is the id's trailing number (an id that also
+			// names the log epoch, "<epoch>-<offset>", works too).
+			raw := strings.TrimSpace(line[3:])
+			i := len(raw)
+			for i > 0 && raw[i-1] >= '0' && raw[i-1] <= '9' {
+				i--
+			}
+			id, err := strconv.ParseUint(raw[i:], 10, 64)
 			if err != nil {
 				return fmt.Errorf("bad SSE id line %q", line)
 			}
-			ev.ID, ev.HasID = id, true
+			ev.ID, ev.RawID, ev.HasID = id, raw, true
 		case strings.HasPrefix(line, "data:"):
 			data = append(data, strings.TrimPrefix(line[5:], " "))
 		case strings.HasPrefix(line, ":"):
