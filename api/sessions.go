@@ -175,7 +175,7 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 			sse:      strings.Contains(r.Header.Get("Accept"), "text/event-stream"),
 			filtered: req.PS != "" || req.Source != "",
 		}
-		var since uint64
+		var since channels.Cursor // epoch "" = the current one
 		resume := false
 		if st.sse {
 			v := r.Header.Get("Last-Event-ID")
@@ -183,7 +183,8 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 				v = r.URL.Query().Get("since")
 			}
 			if v != "" {
-				if since, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64); err != nil {
+				var ok bool
+				if since, ok = parseEventID(v); !ok {
 					writeText(w, http.StatusBadRequest, "Last-Event-ID and since must be a message offset")
 					return
 				}
@@ -247,6 +248,7 @@ type stream struct {
 	out      []byte // pending output
 	line     []byte // one formatted line
 	marks    []int  // history: start of each entry in out
+	epoch    string // epoch of the records being emitted (SSE ids)
 }
 
 // format formats rec as a session line into st.line; false when the
@@ -281,18 +283,29 @@ func (st *stream) add(offset uint64, hasID bool, line []byte) {
 		st.out = append(st.out, line...)
 		return
 	}
-	st.out = appendEvent(st.out, offset, hasID, line)
+	st.out = appendEvent(st.out, st.epoch, offset, hasID, line)
 }
 
-// appendEvent appends one SSE event: "id: <offset>\ndata: <line>\n\n",
+// appendEvent appends one SSE event: "id: <epoch>:<offset>\ndata: <line>\n\n",
 // the line without its trailing newline; a line break inside the line
 // starts another data field (clients join them with "\n").
-func appendEvent(dst []byte, offset uint64, hasID bool, line []byte) []byte {
+//
+// The id is the message's offset qualified by the log epoch (just the
+// offset while the channel has no epoch yet). A browser sends it back as
+// Last-Event-ID; the epoch lets the server tell a client whose history
+// restarted (a Redis shard that lost its data, an embedded log lost in a
+// crash) that it did — offsets start again in a new epoch, so a bare
+// offset would resume at the wrong place without a word.
+func appendEvent(dst []byte, epoch string, offset uint64, hasID bool, line []byte) []byte {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 	}
 	if hasID {
 		dst = append(dst, "id: "...)
+		if epoch != "" {
+			dst = append(dst, epoch...)
+			dst = append(dst, ':')
+		}
 		dst = strconv.AppendUint(dst, offset, 10)
 		dst = append(dst, '\n')
 	}
@@ -339,6 +352,7 @@ func (st *stream) history(ctx context.Context, info channels.LogInfo) (channels.
 		n = keep
 	}
 	from := channels.Cursor{Epoch: info.Epoch, Offset: info.Next - min(uint64(n), info.Next-info.First)}
+	st.epoch = info.Epoch
 	st.marks = st.marks[:0]
 	cur, err := st.s.readRange(ctx, st.ch, from, info.Next, &st.recs, func(rec channels.Record) {
 		if st.format(rec) {
@@ -352,12 +366,30 @@ func (st *stream) history(ctx context.Context, info channels.LogInfo) (channels.
 	return cur, err
 }
 
+// parseEventID reads a Last-Event-ID or ?since= value: "<epoch>:<offset>"
+// as sent in SSE ids, or a bare offset (in the current epoch).
+func parseEventID(v string) (channels.Cursor, bool) {
+	v = strings.TrimSpace(v)
+	var c channels.Cursor
+	if i := strings.LastIndexByte(v, ':'); i >= 0 {
+		c.Epoch, v = v[:i], v[i+1:]
+		if c.Epoch == "" {
+			return c, false
+		}
+	}
+	off, err := strconv.ParseUint(v, 10, 64)
+	c.Offset = off
+	return c, err == nil
+}
+
 // resume writes what follows the message at offset since (an SSE client's
 // Last-Event-ID) up to the end of the log, with no history window. An
 // offset beyond the end means the channel's history restarted.
-func (st *stream) resume(ctx context.Context, info channels.LogInfo, since uint64) (channels.Cursor, error) {
-	from := channels.Cursor{Epoch: info.Epoch, Offset: since + 1}
-	if from.Offset > info.Next {
+func (st *stream) resume(ctx context.Context, info channels.LogInfo, since channels.Cursor) (channels.Cursor, error) {
+	st.epoch = info.Epoch
+	from := channels.Cursor{Epoch: info.Epoch, Offset: since.Offset + 1}
+	if since.Epoch != "" && since.Epoch != info.Epoch || from.Offset > info.Next {
+		// The client's message belongs to a history that restarted.
 		st.notice(appendResetLine(st.line[:0], time.Now()))
 		from.Offset = info.First
 	}
@@ -400,6 +432,9 @@ func (st *stream) read(ctx context.Context, cur channels.Cursor, limit int) (cha
 	if err != nil {
 		return channels.ReadResult{Next: cur}, err
 	}
+	if res.Epoch != "" {
+		st.epoch = res.Epoch
+	}
 	now := time.Now()
 	if res.Reset {
 		st.notice(appendResetLine(st.line[:0], now))
@@ -412,12 +447,21 @@ func (st *stream) read(ctx context.Context, cur channels.Cursor, limit int) (cha
 
 // follow streams live messages from cur until the client goes away (or
 // the log fails). It pulls from the log: a slow client only slows itself.
+//
+// When the backend fails (a Redis shard restarting) the tail waits and
+// tries again while the client is connected: it pauses, then continues
+// from its cursor, rather than ending.
 func (st *stream) follow(ctx context.Context, cur channels.Cursor) error {
+	failures := 0
 	for {
 		res, err := st.read(ctx, cur, tailReadLimit)
 		if err != nil {
-			return err
+			if !st.retry(ctx, err, &failures) {
+				return err
+			}
+			continue
 		}
+		failures = 0
 		for i := 0; i < st.recs.Len(); i++ {
 			st.emit(st.recs.At(i))
 		}
@@ -430,10 +474,36 @@ func (st *stream) follow(ctx context.Context, cur channels.Cursor) error {
 		if st.recs.Len() > 0 {
 			continue // there may be more right away
 		}
-		if err := st.wait(ctx, cur.Offset); err != nil {
+		if err := st.wait(ctx, cur.Offset); err != nil && !st.retry(ctx, err, &failures) {
 			return err
 		}
 	}
+}
+
+// retry decides after a log error whether to go on following: not when
+// the client left, the server is stopping or the log is closed; otherwise
+// after a pause that grows with consecutive failures (up to 2 s), keeping
+// an SSE connection alive meanwhile.
+func (st *stream) retry(ctx context.Context, err error, failures *int) bool {
+	if ctx.Err() != nil || errors.Is(err, channels.ErrClosed) {
+		return false
+	}
+	*failures++
+	pause := min(time.Duration(*failures)*100*time.Millisecond, 2*time.Second)
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	if st.sse {
+		st.out = append(st.out, ": backend unavailable, retrying\n\n"...)
+		if st.flush() != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // wait waits for the message at offset next. SSE streams write a

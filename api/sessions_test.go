@@ -296,6 +296,15 @@ func readEvent(t *testing.T, br *bufio.Reader) sseEvent {
 	}
 }
 
+// eventID is the SSE id of offset n in channel ch: "<epoch>:<n>".
+func (e *env) eventID(ch string, n int) string {
+	info, err := e.log.Info(context.Background(), ch)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.Epoch + ":" + strconv.Itoa(n)
+}
+
 // TestSSEResume reads a tail as Server-Sent Events while a writer appends,
 // disconnects, and resumes with Last-Event-ID (and ?since=): the stream
 // continues exactly after the last event seen.
@@ -313,7 +322,7 @@ func TestSSEResume(t *testing.T) {
 		t.Fatalf("content type %q", ct)
 	}
 	ev := readEvent(t, br)
-	if ev.id != "41" || ev.data != "2012-12-10T03:00:48Z app[web.3]: seq 41" {
+	if ev.id != e.eventID(ch, 41) || ev.data != "2012-12-10T03:00:48Z app[web.3]: seq 41" {
 		t.Fatalf("first event %+v, want id 41 (history of 10)", ev)
 	}
 	stop := make(chan struct{})
@@ -323,7 +332,7 @@ func TestSSEResume(t *testing.T) {
 		last = readEvent(t, br)
 	}
 	cancel()
-	if last.id != "541" {
+	if last.id != e.eventID(ch, 541) {
 		t.Fatalf("event 501 has id %s", last.id)
 	}
 
@@ -332,12 +341,13 @@ func TestSSEResume(t *testing.T) {
 		defer cancel()
 		for i := from; i < from+300; i++ {
 			ev := readEvent(t, br)
-			if want := fmt.Sprintf("2012-12-10T03:00:48Z app[web.%d]: seq %d", i%3+1, i); ev.id != strconv.Itoa(i) || ev.data != want {
+			if want := fmt.Sprintf("2012-12-10T03:00:48Z app[web.%d]: seq %d", i%3+1, i); ev.id != e.eventID(ch, i) || ev.data != want {
 				t.Fatalf("%s: event %+v, want id %d %q", what, ev, i, want)
 			}
 		}
 	}
-	check("Last-Event-ID", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "541"}, "", 542)
+	check("Last-Event-ID", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": last.id}, "", 542)
+	check("bare offset", map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "600"}, "", 601)
 	check("since", sse, "?since=700", 701)
 	close(stop)
 	<-next
@@ -357,8 +367,8 @@ func TestSSEHistoryOnlyAndNotices(t *testing.T) {
 	url := e.session(`{"channel_id":"` + ch + `","num":"2"}`)
 	_, br, _ := e.open(url, sse)
 	body, _ := io.ReadAll(br)
-	want := "id: 30\ndata: 2012-12-10T03:00:48Z app[web.1]: seq 30\n\n" +
-		"id: 31\ndata: 2012-12-10T03:00:48Z app[web.1]: two\ndata: lines\ndata: three\n\n"
+	want := "id: " + e.eventID(ch, 30) + "\ndata: 2012-12-10T03:00:48Z app[web.1]: seq 30\n\n" +
+		"id: " + e.eventID(ch, 31) + "\ndata: 2012-12-10T03:00:48Z app[web.1]: two\ndata: lines\ndata: three\n\n"
 	if string(body) != want {
 		t.Errorf("SSE history = %q, want %q", body, want)
 	}
@@ -370,7 +380,7 @@ func TestSSEHistoryOnlyAndNotices(t *testing.T) {
 	if ev.id != "" || !strings.Contains(ev.data, " logplex[1]: Error L11 (Tail buffer overflow) -> This tail session dropped 16 messages since ") {
 		t.Errorf("L11 event = %+v", ev)
 	}
-	if ev := readEvent(t, br); ev.id != "22" {
+	if ev := readEvent(t, br); ev.id != e.eventID(ch, 22) {
 		t.Errorf("after L11: %+v, want id 22", ev)
 	}
 	// An offset beyond the end: the history restarted.
@@ -378,8 +388,18 @@ func TestSSEHistoryOnlyAndNotices(t *testing.T) {
 	if ev := readEvent(t, br); ev.id != "" || !strings.Contains(ev.data, "Error L15 (Tail buffer temporarily unavailable)") {
 		t.Errorf("reset event = %+v", ev)
 	}
-	if ev := readEvent(t, br); ev.id != "22" {
+	if ev := readEvent(t, br); ev.id != e.eventID(ch, 22) {
 		t.Errorf("after reset: %+v, want id 22", ev)
+	}
+	// An id of another epoch (the history restarted since the client saw
+	// it): the same notice, then everything retained, even though the
+	// offset itself exists in the new history.
+	_, br, _ = e.open(url, map[string]string{"Accept": "text/event-stream", "Last-Event-ID": "oldepoch:25"})
+	if ev := readEvent(t, br); ev.id != "" || !strings.Contains(ev.data, "Error L15 (Tail buffer temporarily unavailable)") {
+		t.Errorf("foreign epoch: %+v, want the L15 notice", ev)
+	}
+	if ev := readEvent(t, br); ev.id != e.eventID(ch, 22) {
+		t.Errorf("after foreign epoch: %+v, want id 22", ev)
 	}
 }
 
@@ -396,7 +416,7 @@ func TestSSEHeartbeat(t *testing.T) {
 		if ev.comment {
 			continue
 		}
-		if ev.id != "1" {
+		if ev.id != e.eventID(ch, 1) {
 			t.Errorf("event %+v, want id 1", ev)
 		}
 		break

@@ -15,12 +15,12 @@ func FuzzAppendEvent(f *testing.F) {
 		f.Add(s, uint64(7))
 	}
 	f.Fuzz(func(t *testing.T, line string, offset uint64) {
-		ev := appendEvent(nil, offset, true, []byte(line))
+		ev := appendEvent(nil, "e1", offset, true, []byte(line))
 		if !bytes.HasSuffix(ev, []byte("\n\n")) {
 			t.Fatalf("event %q does not end with a blank line", ev)
 		}
 		fields := strings.Split(string(ev[:len(ev)-2]), "\n")
-		if fields[0] != "id: "+strconv.FormatUint(offset, 10) {
+		if fields[0] != "id: e1:"+strconv.FormatUint(offset, 10) {
 			t.Fatalf("id field %q", fields[0])
 		}
 		var data []string

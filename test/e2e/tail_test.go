@@ -209,9 +209,11 @@ func readSeqEvents(t testing.TB, r *sseReader, n int, from int64) (sseEvent, int
 		if (i > 0 || from != 0) && seq != prev+1 {
 			t.Fatalf("event %d: seq %d after seq %d", i, seq, prev)
 		}
-		id, err := strconv.ParseInt(ev.ID, 10, 64)
-		if err != nil {
-			t.Fatalf("event %d: id %q is not an offset", i, ev.ID)
+		// ids are "<epoch>:<offset>": the offset qualified by the log epoch
+		_, off, _ := strings.Cut(ev.ID, ":")
+		id, err := strconv.ParseInt(off, 10, 64)
+		if err != nil || !strings.Contains(ev.ID, ":") {
+			t.Fatalf("event %d: id %q is not <epoch>:<offset>", i, ev.ID)
 		}
 		if id <= prevID {
 			t.Fatalf("event %d: id %d not after %d", i, id, prevID)
