@@ -24,16 +24,24 @@ fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+# alive: the process exists and is not a zombie waiting to be reaped.
+alive() { # pid
+	local state
+	state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n "$state" && "$state" != Z ]]
+}
+
 stop_pid() { # pidfile
 	local f=$1 pid
 	[[ -f "$f" ]] || return 0
 	pid=$(cat "$f")
-	if kill -0 "$pid" 2>/dev/null; then
+	if alive "$pid"; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
+		for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+		alive "$pid" && kill -KILL "$pid" 2>/dev/null
 	fi
 	rm -f "$f"
+	return 0
 }
 
 start_redis() { # name
@@ -105,8 +113,10 @@ start)
 	cat "$dir/cluster.json"
 	;;
 stop)
-	for f in "$dir"/node-*.pid; do [[ -e "$f" ]] && stop_pid "$f"; done
-	for f in "$dir"/redis-*.pid; do [[ -e "$f" ]] && stop_pid "$f"; done
+	for f in "$dir"/node-*.pid "$dir"/redis-*.pid; do
+		if [[ -e "$f" ]]; then stop_pid "$f"; fi
+	done
+	exit 0
 	;;
 *)
 	echo "unknown command $cmd (start or stop)" >&2
