@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -186,24 +187,32 @@ type drainJSON struct {
 	Status *channels.DrainStatus `json:"status,omitempty"`
 }
 
+// channelContents returns an existing channel's tokens and drains
+// (ErrChannelNotFound for an unknown channel).
+func (s *Server) channelContents(ctx context.Context, id string) ([]channels.Token, []channels.Drain, error) {
+	if _, err := s.Store.Channel(ctx, id); err != nil {
+		return nil, nil, err
+	}
+	tokens, err := s.Store.ChannelTokens(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	drains, err := s.Store.ChannelDrains(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokens, drains, nil
+}
+
 // legacyGetChannel: GET /v2/channels/{id} → {"channel_id","tokens":[…],"drains":[…]}.
 func (s *Server) legacyGetChannel(w http.ResponseWriter, r *http.Request) {
-	ctx, id := r.Context(), mux.Vars(r)["id"]
-	if _, err := s.Store.Channel(ctx, id); err != nil {
+	id := mux.Vars(r)["id"]
+	tokens, drains, err := s.channelContents(r.Context(), id)
+	if err != nil {
 		if channels.IsNotFound(err) {
 			writeJSONError(w, http.StatusNotFound, "Not Found")
 			return
 		}
-		s.fail(w, r, err, false)
-		return
-	}
-	tokens, err := s.Store.ChannelTokens(ctx, id)
-	if err != nil {
-		s.fail(w, r, err, false)
-		return
-	}
-	drains, err := s.Store.ChannelDrains(ctx, id)
-	if err != nil {
 		s.fail(w, r, err, false)
 		return
 	}
@@ -294,22 +303,13 @@ func (s *Server) legacyCreateToken(v2 bool) http.HandlerFunc {
 // sent as text/html. Logplex: an unknown channel crashed (500); Plexus
 // answers 404 "Not found".
 func (s *Server) legacyChannelInfo(w http.ResponseWriter, r *http.Request) {
-	ctx, id := r.Context(), mux.Vars(r)["id"]
-	if _, err := s.Store.Channel(ctx, id); err != nil {
+	id := mux.Vars(r)["id"]
+	tokens, drains, err := s.channelContents(r.Context(), id)
+	if err != nil {
 		if channels.IsNotFound(err) {
 			writeText(w, http.StatusNotFound, "Not found")
 			return
 		}
-		s.fail(w, r, err, false)
-		return
-	}
-	tokens, err := s.Store.ChannelTokens(ctx, id)
-	if err != nil {
-		s.fail(w, r, err, false)
-		return
-	}
-	drains, err := s.Store.ChannelDrains(ctx, id)
-	if err != nil {
 		s.fail(w, r, err, false)
 		return
 	}
