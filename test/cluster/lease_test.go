@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/redistest"
 )
 
 // defaultLease is the drain lease TTL of redis.LeasesConfig, used when
@@ -30,7 +32,7 @@ func TestCutOffNodeStopsDelivering(t *testing.T) {
 		t.Logf("lease: -%s %v", name, lease)
 	}
 
-	proxy := newCutProxy(t, filepath.Join(c.Dir, "redis-config.sock"))
+	proxy := redistest.NewProxyTo(t, "unix", filepath.Join(c.Dir, "redis-config.sock"))
 	n4 := c.startNode(t, "node-4", proxy.URL())
 	waitFor(t, 10*time.Second, "node-1 to list node-4", func() (bool, string) {
 		ids, err := c.Nodes[0].nodes()

@@ -10,8 +10,8 @@ import (
 // Proxy forwards loopback TCP connections to a Server so a test can cut a
 // client off from Redis (Cut) without stopping the server.
 type Proxy struct {
-	target *Server
-	ln     net.Listener
+	network, addr string // where connections are forwarded
+	ln            net.Listener
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -23,11 +23,18 @@ type Proxy struct {
 // of the test.
 func NewProxy(t testing.TB, s *Server) *Proxy {
 	t.Helper()
+	return NewProxyTo(t, s.network, s.addr)
+}
+
+// NewProxyTo is NewProxy for a Redis this package did not start, e.g. one
+// listening on a unix socket ("unix", path).
+func NewProxyTo(t testing.TB, network, addr string) *Proxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("redistest: proxy: %v", err)
 	}
-	p := &Proxy{target: s, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{network: network, addr: addr, ln: ln, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.Cut)
@@ -44,7 +51,7 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		u, err := net.Dial(p.target.network, p.target.addr)
+		u, err := net.Dial(p.network, p.addr)
 		if err != nil {
 			c.Close()
 			continue
