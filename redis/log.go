@@ -458,6 +458,15 @@ func (l *Log) BufferedBytes() int64 {
 	return n
 }
 
+// Written waits until the messages of channelID accepted before the call
+// are written to Redis, unless the channel's shard is failing (they then
+// wait in the bounded buffer and are written when it is back) or ctx ends.
+// HTTP input calls it before answering, so that while Redis is healthy a
+// 204 means the messages are in Redis, readable from every node.
+func (l *Log) Written(ctx context.Context, channelID string) {
+	l.shardFor(channelID).barrier(ctx, channelID)
+}
+
 // Flush waits until everything accepted before the call is written, or
 // ctx is done.
 func (l *Log) Flush(ctx context.Context) error {

@@ -145,6 +145,15 @@ func (in *Ingester) batch(channelID string) *channels.Batch {
 	return b
 }
 
+// AppendChannels appends to dst the ids of the channels that messages
+// added since the last Commit go to.
+func (in *Ingester) AppendChannels(dst []string) []string {
+	for _, b := range in.batches {
+		dst = append(dst, b.ChannelID)
+	}
+	return dst
+}
+
 // Commit appends everything added since the last Commit to the channel
 // logs, all or nothing (see channels.Log.Append). Either way the Ingester
 // is empty afterwards.
