@@ -5,6 +5,9 @@
 #
 #   shards=1 / shards=2   one node, TCP in → channel logs in Redis Streams → one syslog TCP
 #                         drain per channel (4 channels) → sink, with one then two shards
+#   200ch shards=1 / =2   the same with 200 channels (one Lua append per channel per flush:
+#                         Redis becomes the bottleneck) and a 4 MiB write buffer per shard,
+#                         so that back-pressure shows Redis' sustained rate
 #   cross-node tail       3 nodes, 2 shards: TCP into node 1 at 20,000 msgs/s, tail sessions
 #                         on node 2: ingest→tail latency across nodes
 #   dead drains           one node: 3 × 1,000,000 messages for channels whose drains are dead;
@@ -31,6 +34,15 @@ for shards in 1 2; do
 	"$tmp/bench" -api "http://$(node 0 api)" -key "$(key)" -proto tcp -target "$(node 0 syslog_tcp)" -n "$N" \
 		-tokens 4 -conns 4 -read sink -drain syslog -idle 5s -json >"$tmp/s$shards.json" 2>/dev/null || true
 	line "$tmp/s$shards.json" "shards=$shards"
+	deploy/local-cluster.sh stop "$tmp/c" >/dev/null; rm -rf "$tmp/c"
+done
+
+for shards in 1 2; do
+	PLEXUS_NODE_FLAGS="-redis-buffer-bytes 4194304 -drain-retention-bytes 1073741824 -log-level warn" \
+		deploy/local-cluster.sh start "$tmp/c" 1 "$shards" >/dev/null
+	"$tmp/bench" -api "http://$(node 0 api)" -key "$(key)" -proto tcp -target "$(node 0 syslog_tcp)" -n "$N" \
+		-tokens 200 -conns 4 -read sink -drain syslog -idle 5s -json >"$tmp/m$shards.json" 2>/dev/null || true
+	line "$tmp/m$shards.json" "200ch shards=$shards"
 	deploy/local-cluster.sh stop "$tmp/c" >/dev/null; rm -rf "$tmp/c"
 done
 
