@@ -27,9 +27,10 @@ import (
 )
 
 // run starts a node and blocks until ctx is done, then shuts it down in
-// order: stop accepting, end tail streams, flush what was accepted into
-// the channel logs, let drains deliver until the grace period ends, close
-// the backends last.
+// order: health answers unavailable, stop accepting, end tail streams,
+// flush what was accepted into the channel logs, let drains finish the
+// batch in flight and store their positions, close the backends last (the
+// embedded log writes its snapshot, the Redis log its buffer).
 func run(ctx context.Context, cfg *Config, logger zerolog.Logger) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
