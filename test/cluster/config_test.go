@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // propagation is how soon a change made through one node must be usable
@@ -144,7 +146,7 @@ func TestConfigPropagates(t *testing.T) {
 
 // splitLogsBody splits a GET /v3/channels/<id>/logs body ("LEN MSG\n" frames).
 func splitLogsBody(b []byte) ([]string, error) {
-	frames, err := splitFrames(b)
+	frames, err := plexustest.SplitFrames(b)
 	for i := range frames {
 		frames[i] = strings.TrimSuffix(frames[i], "\n")
 	}

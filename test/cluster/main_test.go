@@ -21,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 var (
@@ -34,7 +36,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
+	root, err := plexustest.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		return 1
@@ -59,24 +61,6 @@ func runMain(m *testing.M) int {
 	code := m.Run()
 	stopLeftovers()
 	return code
-}
-
-// moduleRoot finds the directory holding go.mod above the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.mod not found above %s", dir)
-		}
-		dir = parent
-	}
 }
 
 // needTools skips the test when redis-server or redis-cli (used by the

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // drainRequest is one POST the receiver got.
@@ -71,7 +73,7 @@ func (r *receiver) watchPIDs(f func() []int) {
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	body, _ := io.ReadAll(req.Body)
-	frames, err := splitFrames(body)
+	frames, err := plexustest.SplitFrames(body)
 	pid, _ := req.Context().Value(pidKey{}).(int)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -89,24 +91,6 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	r.reqs = append(r.reqs, drainRequest{Path: req.URL.Path, FrameID: fid, Body: string(body), Frames: frames, PID: pid, At: time.Now()})
 	w.WriteHeader(http.StatusOK)
-}
-
-// splitFrames decodes octet-counted frames "LEN SP MSG".
-func splitFrames(b []byte) ([]string, error) {
-	var out []string
-	for len(b) > 0 {
-		sp := strings.IndexByte(string(b[:min(len(b), 8)]), ' ')
-		if sp <= 0 {
-			return nil, fmt.Errorf("no length prefix")
-		}
-		n, err := strconv.Atoi(string(b[:sp]))
-		if err != nil || n <= 0 || sp+1+n > len(b) {
-			return nil, fmt.Errorf("bad frame length %q", b[:sp])
-		}
-		out = append(out, string(b[sp+1:sp+1+n]))
-		b = b[sp+1+n:]
-	}
-	return out, nil
 }
 
 // requests returns the requests to path so far ("" for all) and the

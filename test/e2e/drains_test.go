@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // drainRequest is one POST an HTTP drain receiver got.
@@ -51,7 +53,7 @@ func (d *drainReceiver) Addr() string { return d.ln.Addr().String() }
 
 func (d *drainReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	frames, err := splitFrames(body)
+	frames, err := plexustest.SplitFrames(body)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {
@@ -61,24 +63,6 @@ func (d *drainReceiver) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	d.got = append(d.got, drainRequest{URI: r.RequestURI, Header: r.Header.Clone(), Frames: frames})
 	w.WriteHeader(http.StatusOK)
-}
-
-// splitFrames decodes octet-counted frames.
-func splitFrames(b []byte) ([]string, error) {
-	var out []string
-	for len(b) > 0 {
-		sp := strings.IndexByte(string(b[:min(len(b), 8)]), ' ')
-		if sp <= 0 {
-			return nil, fmt.Errorf("no length prefix")
-		}
-		n, err := strconv.Atoi(string(b[:sp]))
-		if err != nil || n <= 0 || sp+1+n > len(b) {
-			return nil, fmt.Errorf("bad frame length %q", b[:sp])
-		}
-		out = append(out, string(b[sp+1:sp+1+n]))
-		b = b[sp+1+n:]
-	}
-	return out, nil
 }
 
 // requests returns what was received so far.

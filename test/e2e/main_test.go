@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // binPath is the plexus binary built once by TestMain ("" when it could not
@@ -39,7 +41,7 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	root, err := moduleRoot()
+	root, err := plexustest.ModuleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -76,24 +78,6 @@ func needBinary(t testing.TB) {
 	t.Helper()
 	if binPath == "" {
 		skipOrFail(t, "plexus binary not built: %s", binReason)
-	}
-}
-
-// moduleRoot finds the directory holding go.mod above the test's directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.mod not found above the test directory")
-		}
-		dir = parent
 	}
 }
 

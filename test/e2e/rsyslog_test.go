@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // lookTool finds a program in PATH or the sbin directories (rsyslogd lives
@@ -110,7 +112,7 @@ func (r *rsyslogd) stop() {
 // <!-- name:end --> in docs/forwarding.md, without the ``` fences.
 func docSnippet(t testing.TB, name string) string {
 	t.Helper()
-	root, err := moduleRoot()
+	root, err := plexustest.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
