@@ -310,6 +310,11 @@ func (w *worker) intend(from channels.Cursor) {
 		return
 	}
 	w.stored, w.storedAt = c, w.m.now()
+	if w.cur.Offset == c.Offset && w.cur.Epoch == "" {
+		// A position taken before the channel's log existed: it is the
+		// batch's epoch now, as stored.
+		w.cur.Epoch = c.Epoch
+	}
 }
 
 // advance moves the position without a delivery (an empty read that moved
@@ -377,7 +382,7 @@ func lagSeconds(now time.Time, oldest int64) float64 {
 func (w *worker) wait(next uint64) {
 	for {
 		ctx, cancel := w.ctx, context.CancelFunc(func() {})
-		if w.cur != w.stored {
+		if !w.holds() {
 			due := w.m.cfg.CursorEvery - w.m.now().Sub(w.storedAt)
 			ctx, cancel = context.WithTimeout(w.ctx, max(due, 0))
 		}
@@ -388,7 +393,7 @@ func (w *worker) wait(next uint64) {
 			return
 		case ctx.Err() != nil:
 			w.storeIfDue(w.m.now())
-			if w.cur != w.stored {
+			if !w.holds() {
 				// The store failed: wait a little before trying again.
 				if !w.sleep(w.m.cfg.backoff(0)) {
 					return
@@ -418,10 +423,8 @@ func (w *worker) storeIfDue(now time.Time) {
 // holds reports whether the stored position already says where the worker
 // is: the same position, or the same position with the batch in flight
 // from it (an intent, which must survive a stop that abandons the batch).
-// An empty epoch (a cursor stored before the channel's log existed) means
-// the current one.
 func (w *worker) holds() bool {
-	return w.cur.Offset == w.stored.Offset && (w.cur.Epoch == w.stored.Epoch || w.cur.Epoch == "")
+	return w.cur.Offset == w.stored.Offset && w.cur.Epoch == w.stored.Epoch
 }
 
 // storeFinal stores the position when the worker stops.
