@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
 	"github.com/plexus-router/plexus/router"
 )
 
@@ -33,26 +34,26 @@ const adminKey = "secret-admin-key"
 type env struct {
 	t     testing.TB
 	srv   *Server
-	store *channels.EmbeddedStore
-	log   *channels.MemLog
+	store *embedded.Store
+	log   *embedded.Log
 	api   *httptest.Server
 	logs  *httptest.Server
 	reg   *prometheus.Registry
 }
 
-type envOption func(*Server, *channels.MemLogConfig)
+type envOption func(*Server, *embedded.LogConfig)
 
 func withConfig(f func(*Config)) envOption {
-	return func(s *Server, _ *channels.MemLogConfig) { f(&s.Config) }
+	return func(s *Server, _ *embedded.LogConfig) { f(&s.Config) }
 }
 
 func withRetention(r channels.Retention) envOption {
-	return func(_ *Server, c *channels.MemLogConfig) { c.Default = r }
+	return func(_ *Server, c *embedded.LogConfig) { c.Default = r }
 }
 
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	store, err := channels.OpenStore(t.TempDir())
+	store, err := embedded.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +70,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Metrics:  NewMetrics(reg),
 		Gatherer: reg,
 	}
-	lc := channels.MemLogConfig{}
+	lc := embedded.LogConfig{}
 	for _, o := range opts {
 		o(srv, &lc)
 	}
-	log, err := channels.OpenMemLog(lc)
+	log, err := embedded.OpenLog(lc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,3 +90,24 @@ func LegacyDrainURL(host string, port int) string {
 	}
 	return "syslog://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
+
+// NormalizeDrainURL returns the form of a drain URL used to detect
+// duplicates: ParseDrainURL's normalized URL (default syslog ports filled
+// in, scheme and host lowercased) when it validates, otherwise the URL as
+// Go's parser re-serializes it, otherwise the trimmed string. Paths are not
+// cleaned: "http://a" and "http://a/" are different drains, as in Logplex.
+func NormalizeDrainURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	if d, err := ParseDrainURL(raw); err == nil {
+		u := *d.URL
+		u.Scheme = strings.ToLower(u.Scheme)
+		u.Host = strings.ToLower(u.Host)
+		return u.String()
+	}
+	if u, err := url.Parse(raw); err == nil {
+		u.Scheme = strings.ToLower(u.Scheme)
+		u.Host = strings.ToLower(u.Host)
+		return u.String()
+	}
+	return raw
+}

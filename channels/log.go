@@ -50,6 +50,10 @@ type Log interface {
 	Close() error
 }
 
+// DefaultRetention is the retention of a channel without its own: the
+// newest 1500 messages, what Logplex serves as history.
+var DefaultRetention = Retention{Count: 1500}
+
 // Retention bounds a channel log. A message is dropped when it is outside
 // Count, Bytes or Age, except that the newest Keep messages stay unless
 // Bytes is exceeded. Zero fields are unbounded. Backends may drop at a

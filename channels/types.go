@@ -2,6 +2,7 @@ package channels
 
 import (
 	"crypto/rand"
+	"slices"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -147,3 +148,13 @@ func isUUID(s string) bool {
 
 // IsSessionID reports whether s is a session id (a 36-character UUID).
 func IsSessionID(s string) bool { return isUUID(s) }
+
+// SortTokens sorts tokens by name, then id.
+func SortTokens(ts []Token) {
+	slices.SortFunc(ts, func(a, b Token) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}

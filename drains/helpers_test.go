@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
 )
 
 // env is a store, a channel log and a running manager.
@@ -19,7 +20,7 @@ type env struct {
 	t       testing.TB
 	dir     string
 	persist bool
-	store   *channels.EmbeddedStore
+	store   *embedded.Store
 	log     channels.Log
 	openLog func(t testing.TB) channels.Log // nil: MemLog
 	reg     *prometheus.Registry
@@ -62,18 +63,18 @@ func newEnvOn(t testing.TB, cfg Config, openLog func(testing.TB) channels.Log) *
 
 func (e *env) open() {
 	var err error
-	if e.store, err = channels.OpenStore(e.dir); err != nil {
+	if e.store, err = embedded.OpenStore(e.dir); err != nil {
 		e.t.Fatal(err)
 	}
 	if e.openLog != nil {
 		e.log = e.openLog(e.t)
 		return
 	}
-	lc := channels.MemLogConfig{Default: channels.Retention{Count: 1500}}
+	lc := embedded.LogConfig{Default: channels.Retention{Count: 1500}}
 	if e.persist {
 		lc.Dir = e.dir
 	}
-	if e.log, err = channels.OpenMemLog(lc); err != nil {
+	if e.log, err = embedded.OpenLog(lc); err != nil {
 		e.t.Fatal(err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/registry"
 )
 
 // StoreConfig configures a Store. Only URL is required.
@@ -31,7 +32,7 @@ type StoreConfig struct {
 
 // Store is the Redis implementation of channels.Store. Configuration lives
 // in Redis under Logplex's keys; every node keeps a copy in a
-// channels.Registry for reads and the hot path.
+// registry.Registry for reads and the hot path.
 //
 // Writes run as Lua scripts (atomic checks: duplicate drain URLs, drain
 // limits, the v3 token set), bump a change counter and PUBLISH the changed
@@ -44,7 +45,7 @@ type Store struct {
 	cfg    StoreConfig
 	log    zerolog.Logger
 	client *goredis.Client
-	reg    *channels.Registry
+	reg    *registry.Registry
 
 	applyMu    sync.Mutex
 	recent     map[string]uint64 // key → version of the newest state applied
@@ -83,7 +84,7 @@ func OpenStore(ctx context.Context, cfg StoreConfig) (*Store, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "redis_store").Logger(),
 		client:  c,
-		reg:     channels.NewRegistry(),
+		reg:     registry.New(),
 		recent:  map[string]uint64{},
 		readyCh: make(chan struct{}),
 		notes:   make(chan []string, 1024),
@@ -111,7 +112,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 
 // Registry returns the in-memory copy (read it; changes made there are not
 // written to Redis).
-func (s *Store) Registry() *channels.Registry { return s.reg }
+func (s *Store) Registry() *registry.Registry { return s.reg }
 
 // begin checks the store can take a mutation.
 func (s *Store) begin(ctx context.Context) error {

@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/registry"
 )
 
 // receive forwards change notifications to the sync loop and asks for a
@@ -247,8 +248,8 @@ func (s *Store) load(first bool) error {
 }
 
 // scan reads every record with SCAN and pipelined HGETALLs.
-func (s *Store) scan(ctx context.Context) (channels.RegistryState, error) {
-	var st channels.RegistryState
+func (s *Store) scan(ctx context.Context) (registry.State, error) {
+	var st registry.State
 	var keys []string
 	var cursor uint64
 	for {
@@ -331,7 +332,7 @@ func (s *Store) scan(ctx context.Context) (channels.RegistryState, error) {
 
 // diff applies the differences between the copy and st, except for keys
 // changed at or after version start. s.applyMu held.
-func (s *Store) diff(st channels.RegistryState, start uint64) {
+func (s *Store) diff(st registry.State, start uint64) {
 	skip := func(key string) bool { v := s.recent[key]; return v > 0 && v >= start }
 	cur := s.reg.State(time.Time{})
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
 )
 
 type tokenMap map[string]channels.Route
@@ -22,9 +23,9 @@ const (
 	tokOther  = "t.11111111-2222-4333-8444-555555555555"
 )
 
-func newTestRouter(t testing.TB) (*Router, *channels.MemLog) {
+func newTestRouter(t testing.TB) (*Router, *embedded.Log) {
 	t.Helper()
-	log, err := channels.OpenMemLog(channels.MemLogConfig{Default: channels.Retention{Count: 1500}})
+	log, err := embedded.OpenLog(embedded.LogConfig{Default: channels.Retention{Count: 1500}})
 	if err != nil {
 		t.Fatal(err)
 	}

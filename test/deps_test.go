@@ -13,19 +13,26 @@ import (
 
 const module = "github.com/plexus-router/plexus"
 
-// allowedDeps lists, per top-level folder, the other top-level folders of
-// the module its packages may import (directly or not). Dependencies point
-// inward: channels imports nothing of ours, syslog at most channels, the
-// adapters import the domain, and only cmd wires everything. Test-only
-// imports (go list -deps ignores them) are not restricted.
+// allowedDeps lists, per unit, the other units of the module its packages
+// may import (directly or not). A unit is a top-level folder, except that
+// the packages under channels/ are units of their own: the domain (channels)
+// imports nothing of ours, the shared registry only the domain, and the two
+// backends (channels/embedded, redis) never know each other. The adapters
+// import the domain, and only cmd wires everything. Test-only imports (go
+// list -deps ignores them) are not restricted. Keep this table and the one
+// in docs/architecture.md in agreement.
 var allowedDeps = map[string][]string{
-	"channels": {},
-	"syslog":   {"channels"},
-	"router":   {"channels", "syslog"},
-	"drains":   {"channels", "syslog"},
-	"api":      {"channels", "syslog", "router"},
-	"redis":    {"channels", "syslog"},
-	"test":     {"channels"}, // test helpers (e.g. test/redistest)
+	"channels":           {},
+	"channels/registry":  {"channels"},
+	"channels/embedded":  {"channels", "channels/registry"},
+	"channels/logtest":   {"channels"},
+	"channels/storetest": {"channels"},
+	"syslog":             {},
+	"router":             {"channels", "syslog"},
+	"drains":             {"channels", "syslog"},
+	"api":                {"channels", "syslog", "router"},
+	"redis":              {"channels", "channels/registry"},
+	"test":               {"channels", "channels/registry", "channels/embedded"}, // test helpers (e.g. test/redistest)
 }
 
 // TestDependencyRule holds the architecture's import rule with go list.
@@ -47,7 +54,7 @@ func TestDependencyRule(t *testing.T) {
 			continue
 		}
 		pkg, deps := fields[0], fields[1:]
-		top := topFolder(pkg)
+		top := unit(pkg)
 		if top == "cmd" || top == "" {
 			continue // cmd may import everything; the module root has no package
 		}
@@ -59,7 +66,7 @@ func TestDependencyRule(t *testing.T) {
 		checked++
 		var bad []string
 		for _, d := range deps {
-			dtop := topFolder(d)
+			dtop := unit(d)
 			if dtop == "" || dtop == top || contains(allowed, dtop) {
 				continue
 			}
@@ -85,6 +92,22 @@ func TestDependencyRule(t *testing.T) {
 			}
 		}
 	}
+}
+
+// unit is the dependency unit of a module package: its top-level folder,
+// or channels/<name> for the packages under channels ("channels/embedded"
+// for ".../channels/embedded"), or "" for packages outside the module.
+func unit(pkg string) string {
+	top := topFolder(pkg)
+	if top != "channels" {
+		return top
+	}
+	rest := strings.TrimPrefix(pkg, module+"/channels")
+	if rest == "" {
+		return "channels"
+	}
+	sub, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	return "channels/" + sub
 }
 
 // topFolder is the first path element of a module package ("channels" for

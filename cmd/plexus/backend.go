@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
 	"github.com/plexus-router/plexus/drains"
 )
 
@@ -44,11 +45,11 @@ func openBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, reg pr
 // openEmbeddedBackend keeps config in a journal under the data dir and
 // channel logs in memory, snapshotted on clean shutdown.
 func openEmbeddedBackend(cfg *Config, logger zerolog.Logger) (*backend, error) {
-	store, err := channels.OpenStore(filepath.Join(cfg.DataDir, "config"))
+	store, err := embedded.OpenStore(filepath.Join(cfg.DataDir, "config"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	mlog, err := channels.OpenMemLog(channels.MemLogConfig{
+	mlog, err := embedded.OpenLog(embedded.LogConfig{
 		Default: channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
 		Dir:     filepath.Join(cfg.DataDir, "logs"),
 	})

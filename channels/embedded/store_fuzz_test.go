@@ -1,4 +1,4 @@
-package channels
+package embedded
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/channels/registry"
 )
 
 // FuzzReplayJournal: any journal content either loads or is rejected with
@@ -25,10 +27,10 @@ func FuzzReplayJournal(f *testing.F) {
 		if err := os.WriteFile(path, content, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		reg := NewRegistry()
-		reg.beginBulk()
+		reg := registry.New()
+		reg.BeginBulk()
 		_, _, err := replayJournal(path, reg)
-		reg.endBulk()
+		reg.EndBulk()
 		if err != nil {
 			return
 		}
@@ -42,7 +44,7 @@ func FuzzReplayJournal(f *testing.F) {
 			t.Fatal(err)
 		}
 		fh.Close()
-		reg2 := NewRegistry()
+		reg2 := registry.New()
 		if _, _, err := replayJournal(snap, reg2); err != nil {
 			t.Fatalf("snapshot does not load: %v", err)
 		}
@@ -54,7 +56,7 @@ func FuzzReplayJournal(f *testing.F) {
 
 var zeroTime = time.Time{}
 
-func fmtState(st RegistryState) string {
+func fmtState(st registry.State) string {
 	for i := range st.Sessions {
 		st.Sessions[i].Expires = st.Sessions[i].Expires.UTC()
 	}

@@ -1,14 +1,15 @@
-package channels
+package registry
 
 import (
 	"cmp"
 	"maps"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plexus-router/plexus/channels"
 )
 
 // Registry is the in-memory model of all configuration: channels, tokens,
@@ -25,19 +26,19 @@ import (
 // immutable snapshots published through atomic pointers.
 type Registry struct {
 	mu         sync.RWMutex
-	channels   map[string]Channel
-	tokens     map[string]Token
+	channels   map[string]channels.Channel
+	tokens     map[string]channels.Token
 	chanTokens map[string]map[string]struct{} // channel id → token ids
 	drains     map[int64]drainEntry
 	chanDrains map[string]map[int64]struct{} // channel id → drain ids
-	creds      map[string]Cred
-	sessions   map[string]Session
-	cursors    map[int64]Cursor
+	creds      map[string]channels.Cred
+	sessions   map[string]channels.Session
+	cursors    map[int64]channels.Cursor
 	chanIndex  int64 // last channel id allocated by a counter
 	drainIndex int64 // last drain id allocated
 
 	routes    atomic.Pointer[routeTable]
-	credSnap  atomic.Pointer[map[string]Cred]
+	credSnap  atomic.Pointer[map[string]channels.Cred]
 	deferSnap bool // bulk loading: snapshots are rebuilt once at the end
 
 	subMu  sync.Mutex
@@ -46,7 +47,7 @@ type Registry struct {
 }
 
 type drainEntry struct {
-	Drain
+	channels.Drain
 	norm string // normalized URL for duplicate checks ("" without URL)
 }
 
@@ -55,16 +56,16 @@ type drainEntry struct {
 // to a small delta map that overrides base and is merged into a new base
 // once it grows past about the square root of the base size.
 type routeTable struct {
-	base  map[string]Route
+	base  map[string]channels.Route
 	delta map[string]routeDelta
 }
 
 type routeDelta struct {
-	Route
+	channels.Route
 	deleted bool
 }
 
-func (t *routeTable) lookup(token []byte) (Route, bool) {
+func (t *routeTable) lookup(token []byte) (channels.Route, bool) {
 	if len(t.delta) > 0 {
 		if d, ok := t.delta[string(token)]; ok {
 			return d.Route, !d.deleted
@@ -74,21 +75,21 @@ func (t *routeTable) lookup(token []byte) (Route, bool) {
 	return r, ok
 }
 
-// RegistryState is a full copy of a Registry's records, for Replace (a
+// State is a full copy of a Registry's records, for Replace (a
 // resync from a backend) and State (a snapshot to persist).
-type RegistryState struct {
-	Channels     []Channel
-	Tokens       []Token
-	Drains       []Drain
-	Creds        []Cred
-	Sessions     []Session
-	Cursors      map[int64]Cursor
+type State struct {
+	Channels     []channels.Channel
+	Tokens       []channels.Token
+	Drains       []channels.Drain
+	Creds        []channels.Cred
+	Sessions     []channels.Session
+	Cursors      map[int64]channels.Cursor
 	ChannelIndex int64 // last numeric channel id handed out by the counter
 	DrainIndex   int64 // last drain id handed out by the counter
 }
 
-// NewRegistry returns an empty Registry.
-func NewRegistry() *Registry {
+// New returns an empty Registry.
+func New() *Registry {
 	r := &Registry{}
 	r.reset()
 	r.publishRoutes()
@@ -97,14 +98,14 @@ func NewRegistry() *Registry {
 }
 
 func (r *Registry) reset() {
-	r.channels = map[string]Channel{}
-	r.tokens = map[string]Token{}
+	r.channels = map[string]channels.Channel{}
+	r.tokens = map[string]channels.Token{}
 	r.chanTokens = map[string]map[string]struct{}{}
 	r.drains = map[int64]drainEntry{}
 	r.chanDrains = map[string]map[int64]struct{}{}
-	r.creds = map[string]Cred{}
-	r.sessions = map[string]Session{}
-	r.cursors = map[int64]Cursor{}
+	r.creds = map[string]channels.Cred{}
+	r.sessions = map[string]channels.Session{}
+	r.cursors = map[int64]channels.Cursor{}
 	r.chanIndex, r.drainIndex = 0, 0
 }
 
@@ -112,12 +113,12 @@ func (r *Registry) reset() {
 
 // LookupToken returns the route of a token. It takes no lock and does not
 // allocate; token is only read during the call.
-func (r *Registry) LookupToken(token []byte) (Route, bool) {
+func (r *Registry) LookupToken(token []byte) (channels.Route, bool) {
 	return r.routes.Load().lookup(token)
 }
 
 // LookupCred returns a credential. It takes no lock.
-func (r *Registry) LookupCred(id string) (Cred, bool) {
+func (r *Registry) LookupCred(id string) (channels.Cred, bool) {
 	c, ok := (*r.credSnap.Load())[id]
 	return c, ok
 }
@@ -174,16 +175,16 @@ func (r *Registry) Close() {
 // publishRoutes rebuilds the route table from r.tokens. Caller holds r.mu
 // (or owns r exclusively).
 func (r *Registry) publishRoutes() {
-	base := make(map[string]Route, len(r.tokens))
+	base := make(map[string]channels.Route, len(r.tokens))
 	for id, t := range r.tokens {
-		base[id] = Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}
+		base[id] = channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}
 	}
 	r.routes.Store(&routeTable{base: base})
 }
 
 // updateRoutes publishes a route table with the given tokens set and ids
 // removed. Caller holds r.mu for writing.
-func (r *Registry) updateRoutes(put []Token, del []string) {
+func (r *Registry) updateRoutes(put []channels.Token, del []string) {
 	if r.deferSnap || len(put)+len(del) == 0 {
 		return
 	}
@@ -191,7 +192,7 @@ func (r *Registry) updateRoutes(put []Token, del []string) {
 	delta := make(map[string]routeDelta, len(old.delta)+len(put)+len(del))
 	maps.Copy(delta, old.delta)
 	for _, t := range put {
-		delta[t.ID] = routeDelta{Route: Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}}
+		delta[t.ID] = routeDelta{Route: channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}}
 	}
 	for _, id := range del {
 		if _, inBase := old.base[id]; inBase {
@@ -204,7 +205,7 @@ func (r *Registry) updateRoutes(put []Token, del []string) {
 		r.routes.Store(&routeTable{base: old.base, delta: delta})
 		return
 	}
-	base := make(map[string]Route, len(old.base)+len(delta))
+	base := make(map[string]channels.Route, len(old.base)+len(delta))
 	maps.Copy(base, old.base)
 	for id, d := range delta {
 		if d.deleted {
@@ -236,15 +237,15 @@ func (r *Registry) publishCreds() {
 	r.credSnap.Store(&m)
 }
 
-// beginBulk stops snapshot publication until endBulk, for loading many
+// BeginBulk stops snapshot publication until EndBulk, for loading many
 // records into a Registry nobody reads yet.
-func (r *Registry) beginBulk() {
+func (r *Registry) BeginBulk() {
 	r.mu.Lock()
 	r.deferSnap = true
 	r.mu.Unlock()
 }
 
-func (r *Registry) endBulk() {
+func (r *Registry) EndBulk() {
 	r.mu.Lock()
 	r.deferSnap = false
 	r.publishRoutes()
@@ -256,7 +257,7 @@ func (r *Registry) endBulk() {
 
 // Replace discards every record and loads st (a full resync). Subscribers
 // are notified.
-func (r *Registry) Replace(st RegistryState) {
+func (r *Registry) Replace(st State) {
 	r.mu.Lock()
 	r.reset()
 	r.deferSnap = true
@@ -271,7 +272,7 @@ func (r *Registry) Replace(st RegistryState) {
 		r.creds[c.ID] = c
 	}
 	for _, s := range st.Sessions {
-		r.sessions[s.ID] = cloneSession(s)
+		r.sessions[s.ID] = CloneSession(s)
 	}
 	for id, c := range st.Cursors {
 		r.cursors[id] = c
@@ -286,15 +287,15 @@ func (r *Registry) Replace(st RegistryState) {
 
 // State returns a copy of every record, each list sorted by id. Sessions
 // that expired before now are left out (a zero now keeps them all).
-func (r *Registry) State(now time.Time) RegistryState {
+func (r *Registry) State(now time.Time) State {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	st := RegistryState{
-		Channels:     make([]Channel, 0, len(r.channels)),
-		Tokens:       make([]Token, 0, len(r.tokens)),
-		Drains:       make([]Drain, 0, len(r.drains)),
-		Creds:        make([]Cred, 0, len(r.creds)),
-		Sessions:     make([]Session, 0, len(r.sessions)),
+	st := State{
+		Channels:     make([]channels.Channel, 0, len(r.channels)),
+		Tokens:       make([]channels.Token, 0, len(r.tokens)),
+		Drains:       make([]channels.Drain, 0, len(r.drains)),
+		Creds:        make([]channels.Cred, 0, len(r.creds)),
+		Sessions:     make([]channels.Session, 0, len(r.sessions)),
 		Cursors:      maps.Clone(r.cursors),
 		ChannelIndex: r.chanIndex,
 		DrainIndex:   r.drainIndex,
@@ -313,14 +314,14 @@ func (r *Registry) State(now time.Time) RegistryState {
 	}
 	for _, s := range r.sessions {
 		if now.IsZero() || s.Expires.After(now) {
-			st.Sessions = append(st.Sessions, cloneSession(s))
+			st.Sessions = append(st.Sessions, CloneSession(s))
 		}
 	}
-	slices.SortFunc(st.Channels, func(a, b Channel) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(st.Tokens, func(a, b Token) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(st.Drains, func(a, b Drain) int { return cmp.Compare(a.ID, b.ID) })
-	slices.SortFunc(st.Creds, func(a, b Cred) int { return strings.Compare(a.ID, b.ID) })
-	slices.SortFunc(st.Sessions, func(a, b Session) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Channels, func(a, b channels.Channel) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Tokens, func(a, b channels.Token) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Drains, func(a, b channels.Drain) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Creds, func(a, b channels.Cred) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.Sessions, func(a, b channels.Session) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 
@@ -359,14 +360,14 @@ func (r *Registry) SetDrainIndex(n int64) {
 
 // PutChannel creates or replaces a channel record (tokens and drains are
 // untouched) and notifies subscribers.
-func (r *Registry) PutChannel(c Channel) {
+func (r *Registry) PutChannel(c channels.Channel) {
 	r.mu.Lock()
 	r.putChannel(c)
 	r.mu.Unlock()
 	r.Notify()
 }
 
-func (r *Registry) putChannel(c Channel) {
+func (r *Registry) putChannel(c channels.Channel) {
 	r.channels[c.ID] = cloneChannel(c)
 }
 
@@ -398,7 +399,7 @@ func (r *Registry) DeleteChannel(id string) bool {
 }
 
 // Channel returns a channel.
-func (r *Registry) Channel(id string) (Channel, bool) {
+func (r *Registry) Channel(id string) (channels.Channel, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c, ok := r.channels[id]
@@ -425,11 +426,11 @@ func (r *Registry) ChannelCount() int {
 
 // PutToken creates or replaces a token (moving it if its channel changed)
 // and notifies subscribers.
-func (r *Registry) PutToken(t Token) { r.PutTokens(t) }
+func (r *Registry) PutToken(t channels.Token) { r.PutTokens(t) }
 
 // PutTokens puts several tokens, publishing one new route snapshot and
 // notifying once.
-func (r *Registry) PutTokens(ts ...Token) {
+func (r *Registry) PutTokens(ts ...channels.Token) {
 	if len(ts) == 0 {
 		return
 	}
@@ -439,7 +440,7 @@ func (r *Registry) PutTokens(ts ...Token) {
 	r.Notify()
 }
 
-func (r *Registry) putTokens(ts []Token) {
+func (r *Registry) putTokens(ts []channels.Token) {
 	for _, t := range ts {
 		if old, ok := r.tokens[t.ID]; ok && old.ChannelID != t.ChannelID {
 			r.unindexToken(old)
@@ -455,7 +456,7 @@ func (r *Registry) putTokens(ts []Token) {
 	r.updateRoutes(ts, nil)
 }
 
-func (r *Registry) unindexToken(t Token) {
+func (r *Registry) unindexToken(t channels.Token) {
 	if set := r.chanTokens[t.ChannelID]; set != nil {
 		delete(set, t.ID)
 		if len(set) == 0 {
@@ -496,7 +497,7 @@ func (r *Registry) deleteTokens(ids []string) int {
 }
 
 // Token returns a token by id.
-func (r *Registry) Token(id string) (Token, bool) {
+func (r *Registry) Token(id string) (channels.Token, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t, ok := r.tokens[id]
@@ -505,26 +506,16 @@ func (r *Registry) Token(id string) (Token, bool) {
 
 // ChannelTokens returns the tokens of a channel (whether or not the channel
 // record exists) sorted by name, then id.
-func (r *Registry) ChannelTokens(channelID string) []Token {
+func (r *Registry) ChannelTokens(channelID string) []channels.Token {
 	r.mu.RLock()
 	set := r.chanTokens[channelID]
-	ts := make([]Token, 0, len(set))
+	ts := make([]channels.Token, 0, len(set))
 	for id := range set {
 		ts = append(ts, r.tokens[id])
 	}
 	r.mu.RUnlock()
-	SortTokens(ts)
+	channels.SortTokens(ts)
 	return ts
-}
-
-// SortTokens sorts tokens by name, then id.
-func SortTokens(ts []Token) {
-	slices.SortFunc(ts, func(a, b Token) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
 }
 
 // TokenCount returns the number of tokens.
@@ -539,20 +530,20 @@ func (r *Registry) TokenCount() int {
 // PutDrain creates or replaces a drain (moving it if its channel changed;
 // its cursor is kept), raises the drain counter to its id, and notifies
 // subscribers.
-func (r *Registry) PutDrain(d Drain) {
+func (r *Registry) PutDrain(d channels.Drain) {
 	r.mu.Lock()
 	r.putDrain(d)
 	r.mu.Unlock()
 	r.Notify()
 }
 
-func (r *Registry) putDrain(d Drain) {
+func (r *Registry) putDrain(d channels.Drain) {
 	if old, ok := r.drains[d.ID]; ok && old.ChannelID != d.ChannelID {
 		r.unindexDrain(old.Drain)
 	}
 	e := drainEntry{Drain: d}
 	if d.URL != "" {
-		e.norm = NormalizeDrainURL(d.URL)
+		e.norm = channels.NormalizeDrainURL(d.URL)
 	}
 	r.drains[d.ID] = e
 	set := r.chanDrains[d.ChannelID]
@@ -564,7 +555,7 @@ func (r *Registry) putDrain(d Drain) {
 	r.drainIndex = max(r.drainIndex, d.ID)
 }
 
-func (r *Registry) unindexDrain(d Drain) {
+func (r *Registry) unindexDrain(d channels.Drain) {
 	if set := r.chanDrains[d.ChannelID]; set != nil {
 		delete(set, d.ID)
 		if len(set) == 0 {
@@ -597,7 +588,7 @@ func (r *Registry) deleteDrain(id int64) bool {
 }
 
 // Drain returns a drain by id.
-func (r *Registry) Drain(id int64) (Drain, bool) {
+func (r *Registry) Drain(id int64) (channels.Drain, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	d, ok := r.drains[id]
@@ -606,10 +597,10 @@ func (r *Registry) Drain(id int64) (Drain, bool) {
 
 // ChannelDrains returns the drains of a channel (whether or not the channel
 // record exists) sorted by id.
-func (r *Registry) ChannelDrains(channelID string) []Drain {
+func (r *Registry) ChannelDrains(channelID string) []channels.Drain {
 	r.mu.RLock()
 	set := r.chanDrains[channelID]
-	ds := make([]Drain, 0, len(set))
+	ds := make([]channels.Drain, 0, len(set))
 	for id := range set {
 		ds = append(ds, r.drains[id].Drain)
 	}
@@ -619,9 +610,9 @@ func (r *Registry) ChannelDrains(channelID string) []Drain {
 }
 
 // Drains returns every drain sorted by id.
-func (r *Registry) Drains() []Drain {
+func (r *Registry) Drains() []channels.Drain {
 	r.mu.RLock()
-	ds := make([]Drain, 0, len(r.drains))
+	ds := make([]channels.Drain, 0, len(r.drains))
 	for _, d := range r.drains {
 		ds = append(ds, d.Drain)
 	}
@@ -630,15 +621,15 @@ func (r *Registry) Drains() []Drain {
 	return ds
 }
 
-func sortDrains(ds []Drain) {
-	slices.SortFunc(ds, func(a, b Drain) int { return cmp.Compare(a.ID, b.ID) })
+func sortDrains(ds []channels.Drain) {
+	slices.SortFunc(ds, func(a, b channels.Drain) int { return cmp.Compare(a.ID, b.ID) })
 }
 
 // DrainURLTaken reports whether a drain of the channel other than except
 // (0 = none) has a URL equal to url once both are normalized (see
 // NormalizeDrainURL).
 func (r *Registry) DrainURLTaken(channelID, url string, except int64) bool {
-	norm := NormalizeDrainURL(url)
+	norm := channels.NormalizeDrainURL(url)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	for id := range r.chanDrains[channelID] {
@@ -663,31 +654,10 @@ func (r *Registry) DrainsWithURL(channelID string) int {
 	return n
 }
 
-// NormalizeDrainURL returns the form of a drain URL used to detect
-// duplicates: ParseDrainURL's normalized URL (default syslog ports filled
-// in, scheme and host lowercased) when it validates, otherwise the URL as
-// Go's parser re-serializes it, otherwise the trimmed string. Paths are not
-// cleaned: "http://a" and "http://a/" are different drains, as in Logplex.
-func NormalizeDrainURL(raw string) string {
-	raw = strings.TrimSpace(raw)
-	if d, err := ParseDrainURL(raw); err == nil {
-		u := *d.URL
-		u.Scheme = strings.ToLower(u.Scheme)
-		u.Host = strings.ToLower(u.Host)
-		return u.String()
-	}
-	if u, err := url.Parse(raw); err == nil {
-		u.Scheme = strings.ToLower(u.Scheme)
-		u.Host = strings.ToLower(u.Host)
-		return u.String()
-	}
-	return raw
-}
-
 // ---- cursors ----
 
 // DrainCursor returns the stored cursor of a drain.
-func (r *Registry) DrainCursor(id int64) (Cursor, bool) {
+func (r *Registry) DrainCursor(id int64) (channels.Cursor, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c, ok := r.cursors[id]
@@ -696,7 +666,7 @@ func (r *Registry) DrainCursor(id int64) (Cursor, bool) {
 
 // SetDrainCursor stores the cursor of an existing drain; it reports false
 // (and stores nothing) when the drain is unknown.
-func (r *Registry) SetDrainCursor(id int64, c Cursor) bool {
+func (r *Registry) SetDrainCursor(id int64, c channels.Cursor) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.drains[id]; !ok {
@@ -707,7 +677,7 @@ func (r *Registry) SetDrainCursor(id int64, c Cursor) bool {
 }
 
 // Cursors returns a copy of every stored drain cursor.
-func (r *Registry) Cursors() map[int64]Cursor {
+func (r *Registry) Cursors() map[int64]channels.Cursor {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return maps.Clone(r.cursors)
@@ -716,7 +686,7 @@ func (r *Registry) Cursors() map[int64]Cursor {
 // ---- credentials ----
 
 // PutCred creates or replaces a credential.
-func (r *Registry) PutCred(c Cred) {
+func (r *Registry) PutCred(c channels.Cred) {
 	r.mu.Lock()
 	r.creds[c.ID] = c
 	r.publishCreds()
@@ -736,22 +706,22 @@ func (r *Registry) DeleteCred(id string) bool {
 }
 
 // Creds returns every credential sorted by id.
-func (r *Registry) Creds() []Cred {
+func (r *Registry) Creds() []channels.Cred {
 	r.mu.RLock()
-	cs := make([]Cred, 0, len(r.creds))
+	cs := make([]channels.Cred, 0, len(r.creds))
 	for _, c := range r.creds {
 		cs = append(cs, c)
 	}
 	r.mu.RUnlock()
-	slices.SortFunc(cs, func(a, b Cred) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(cs, func(a, b channels.Cred) int { return strings.Compare(a.ID, b.ID) })
 	return cs
 }
 
 // ---- sessions ----
 
 // PutSession stores a session (Body is copied).
-func (r *Registry) PutSession(s Session) {
-	s = cloneSession(s)
+func (r *Registry) PutSession(s channels.Session) {
+	s = CloneSession(s)
 	r.mu.Lock()
 	r.sessions[s.ID] = s
 	r.mu.Unlock()
@@ -768,12 +738,12 @@ func (r *Registry) DeleteSession(id string) bool {
 
 // Session returns a session that has not expired at now. The returned Body
 // must not be modified.
-func (r *Registry) Session(id string, now time.Time) (Session, bool) {
+func (r *Registry) Session(id string, now time.Time) (channels.Session, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	s, ok := r.sessions[id]
 	if !ok || !s.Expires.After(now) {
-		return Session{}, false
+		return channels.Session{}, false
 	}
 	return s, true
 }
@@ -801,12 +771,12 @@ func (r *Registry) SessionCount() int {
 
 // ---- helpers ----
 
-func cloneChannel(c Channel) Channel {
+func cloneChannel(c channels.Channel) channels.Channel {
 	c.Flags = slices.Clone(c.Flags)
 	return c
 }
 
-func cloneSession(s Session) Session {
+func CloneSession(s channels.Session) channels.Session {
 	s.Body = slices.Clone(s.Body)
 	return s
 }

@@ -1,4 +1,4 @@
-package channels
+package embedded
 
 import (
 	"context"
@@ -8,14 +8,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/plexus-router/plexus/channels"
 )
 
-// MemLogConfig configures the embedded channel log.
-type MemLogConfig struct {
+// LogConfig configures the embedded channel log.
+type LogConfig struct {
 	// Default is the retention of every channel without its own
-	// (SetRetention). The zero value means DefaultRetention.
-	Default Retention
-	// Dir is where Close (and Snapshot) write the logs and where OpenMemLog
+	// (SetRetention). The zero value means channels.DefaultRetention.
+	Default channels.Retention
+	// Dir is where Close (and Snapshot) write the logs and where OpenLog
 	// restores them from. Empty: no persistence.
 	Dir string
 	// Now returns the current time (nil: time.Now). Tests set it to drive
@@ -23,12 +25,8 @@ type MemLogConfig struct {
 	Now func() time.Time
 }
 
-// DefaultRetention is the retention used when MemLogConfig.Default is zero:
-// the 1500 lines Logplex keeps per channel.
-var DefaultRetention = Retention{Count: 1500}
-
-// MemLogStats is a point-in-time summary of a MemLog.
-type MemLogStats struct {
+// LogStats is a point-in-time summary of a Log.
+type LogStats struct {
 	Channels     int    // channel logs held (including empty ones)
 	Messages     int64  // retained messages
 	Bytes        int64  // retained message bytes
@@ -38,7 +36,7 @@ type MemLogStats struct {
 	Evicted      uint64 // messages dropped by retention since start
 }
 
-// MemLog is the embedded implementation of Log: every channel's log is a
+// Log is the embedded implementation of Log: every channel's log is a
 // list of segments in process memory.
 //
 // A segment is one data arena (a size class from 16 KiB to 1 MiB, chosen by
@@ -50,14 +48,14 @@ type MemLogStats struct {
 // the free list when its last message leaves retention.
 //
 // Persistence (Dir set): Close writes a snapshot of every log, and
-// OpenMemLog restores it and removes the file. Logs survive a clean
+// OpenLog restores it and removes the file. Logs survive a clean
 // shutdown; after a crash the logs since the last start are lost (the
 // channel configuration is persisted separately by the store), and the
 // channels start new epochs, so readers are told (ReadResult.Reset).
 // A snapshot written by Snapshot (not by Close) restores with new epochs
 // too, because offsets may have been handed out after it was written.
-type MemLog struct {
-	def  Retention
+type Log struct {
+	def  channels.Retention
 	dir  string
 	now  func() time.Time
 	pool segPool
@@ -75,17 +73,17 @@ type MemLog struct {
 	done chan struct{}
 }
 
-var _ Log = (*MemLog)(nil)
+var _ channels.Log = (*Log)(nil)
 
 // sweepInterval is how often the age sweep runs.
 const sweepInterval = 250 * time.Millisecond
 
-// OpenMemLog returns a MemLog, restoring the snapshot in cfg.Dir if there
-// is one. A snapshot that cannot be read does not fail OpenMemLog: the log
+// OpenLog returns a Log, restoring the snapshot in cfg.Dir if there
+// is one. A snapshot that cannot be read does not fail OpenLog: the log
 // starts empty and RestoreErr reports why. The returned error is for
 // failures to use Dir at all.
-func OpenMemLog(cfg MemLogConfig) (*MemLog, error) {
-	l := &MemLog{
+func OpenLog(cfg LogConfig) (*Log, error) {
+	l := &Log{
 		def:  cfg.Default,
 		dir:  cfg.Dir,
 		now:  cfg.Now,
@@ -93,8 +91,8 @@ func OpenMemLog(cfg MemLogConfig) (*MemLog, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if l.def == (Retention{}) {
-		l.def = DefaultRetention
+	if l.def == (channels.Retention{}) {
+		l.def = channels.DefaultRetention
 	}
 	if l.now == nil {
 		l.now = time.Now
@@ -108,10 +106,10 @@ func OpenMemLog(cfg MemLogConfig) (*MemLog, error) {
 	return l, nil
 }
 
-// RestoreErr reports why the snapshot found by OpenMemLog could not be
+// RestoreErr reports why the snapshot found by OpenLog could not be
 // restored (nil if there was none or it was restored). The unreadable file
 // is moved aside (suffix ".corrupt") for inspection.
-func (l *MemLog) RestoreErr() error { return l.restoreErr }
+func (l *Log) RestoreErr() error { return l.restoreErr }
 
 // chanLog is one channel's log. Its fields are guarded by mu.
 type chanLog struct {
@@ -122,7 +120,7 @@ type chanLog struct {
 	bytes   int64  // retained message bytes
 	segs    []*segment
 	class   int // size class of the next segment
-	ret     Retention
+	ret     channels.Retention
 	custom  bool          // ret was set by SetRetention
 	notify  chan struct{} // closed on append; created by the first waiter
 	waiters int
@@ -142,7 +140,7 @@ type evictMark struct {
 func newChanLog() *chanLog { return &chanLog{first: 1, next: 1} }
 
 // retention returns the effective retention of c.
-func (l *MemLog) retention(c *chanLog) Retention {
+func (l *Log) retention(c *chanLog) channels.Retention {
 	if c.custom {
 		return c.ret
 	}
@@ -150,7 +148,7 @@ func (l *MemLog) retention(c *chanLog) Retention {
 }
 
 // lookup returns the log of ch or nil.
-func (l *MemLog) lookup(ch string) *chanLog {
+func (l *Log) lookup(ch string) *chanLog {
 	l.mu.RLock()
 	c := l.logs[ch]
 	l.mu.RUnlock()
@@ -158,7 +156,7 @@ func (l *MemLog) lookup(ch string) *chanLog {
 }
 
 // create returns the log of ch, creating it if needed; nil after Close.
-func (l *MemLog) create(ch string) *chanLog {
+func (l *Log) create(ch string) *chanLog {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -174,11 +172,11 @@ func (l *MemLog) create(ch string) *chanLog {
 
 // Append adds every batch. The embedded log always admits: it returns an
 // error only after Close (ErrClosed).
-func (l *MemLog) Append(ctx context.Context, batches []*Batch) error {
+func (l *Log) Append(ctx context.Context, batches []*channels.Batch) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.closed {
-		return ErrClosed
+		return channels.ErrClosed
 	}
 	for _, b := range batches {
 		if b.Len() == 0 {
@@ -193,7 +191,7 @@ func (l *MemLog) Append(ctx context.Context, batches []*Batch) error {
 				c = l.create(b.ChannelID)
 				l.mu.RLock()
 				if c == nil || l.closed {
-					return ErrClosed
+					return channels.ErrClosed
 				}
 			}
 			if l.appendBatch(c, b) {
@@ -205,7 +203,7 @@ func (l *MemLog) Append(ctx context.Context, batches []*Batch) error {
 }
 
 // appendBatch appends b to c; false if c was deleted meanwhile.
-func (l *MemLog) appendBatch(c *chanLog, b *Batch) bool {
+func (l *Log) appendBatch(c *chanLog, b *channels.Batch) bool {
 	t := b.Time
 	if t == 0 {
 		t = l.now().UnixNano()
@@ -231,7 +229,7 @@ func (l *MemLog) appendBatch(c *chanLog, b *Batch) bool {
 }
 
 // put appends one message to c.
-func (l *MemLog) put(c *chanLog, ret Retention, msg []byte, t int64) {
+func (l *Log) put(c *chanLog, ret channels.Retention, msg []byte, t int64) {
 	var s *segment
 	if n := len(c.segs); n > 0 {
 		s = c.segs[n-1]
@@ -252,7 +250,7 @@ func (l *MemLog) put(c *chanLog, ret Retention, msg []byte, t int64) {
 // within a second and shrinks when it took over a minute, within what the
 // retention makes useful (a segment is at most about a quarter of the
 // Bytes bound, half of the Count bound).
-func (l *MemLog) newSegment(c *chanLog, prev *segment, ret Retention, n int, t int64) *segment {
+func (l *Log) newSegment(c *chanLog, prev *segment, ret channels.Retention, n int, t int64) *segment {
 	if prev != nil && len(prev.ends) > 0 {
 		switch age := time.Duration(t - prev.born); {
 		case age < time.Second && c.class < numClasses-1:
@@ -290,7 +288,7 @@ func (l *MemLog) newSegment(c *chanLog, prev *segment, ret Retention, n int, t i
 }
 
 // evict drops messages from the head of c while they are outside ret.
-func (l *MemLog) evict(c *chanLog, ret Retention) {
+func (l *Log) evict(c *chanLog, ret channels.Retention) {
 	var cutoff int64
 	if ret.Age > 0 {
 		cutoff = l.now().Add(-ret.Age).UnixNano()
@@ -362,10 +360,10 @@ func (c *chanLog) missedSince(off uint64) int64 {
 // oldest retained message. A cursor of another epoch (from.Epoch set and
 // different), or beyond the end of the log, sets Reset and reads from the
 // oldest retained message.
-func (l *MemLog) Read(ctx context.Context, channelID string, from Cursor, limit, maxBytes int, dst *Records) (ReadResult, error) {
+func (l *Log) Read(ctx context.Context, channelID string, from channels.Cursor, limit, maxBytes int, dst *channels.Records) (channels.ReadResult, error) {
 	dst.Reset()
 	if l.isClosed.Load() {
-		return ReadResult{}, ErrClosed
+		return channels.ReadResult{}, channels.ErrClosed
 	}
 	c := l.lookup(channelID)
 	if c == nil {
@@ -376,7 +374,7 @@ func (l *MemLog) Read(ctx context.Context, channelID string, from Cursor, limit,
 	if c.deleted {
 		return readEmpty(from), nil
 	}
-	res := ReadResult{Epoch: c.epoch}
+	res := channels.ReadResult{Epoch: c.epoch}
 	off := from.Offset
 	switch {
 	case from.Epoch != "" && from.Epoch != c.epoch, off > c.next:
@@ -407,14 +405,14 @@ func (l *MemLog) Read(ctx context.Context, channelID string, from Cursor, limit,
 		}
 	}
 done:
-	res.Next = Cursor{Epoch: c.epoch, Offset: off}
+	res.Next = channels.Cursor{Epoch: c.epoch, Offset: off}
 	return res, nil
 }
 
 // readEmpty answers a Read of a channel without a log.
-func readEmpty(from Cursor) ReadResult {
-	return ReadResult{
-		Next:  Cursor{Offset: 1},
+func readEmpty(from channels.Cursor) channels.ReadResult {
+	return channels.ReadResult{
+		Next:  channels.Cursor{Offset: 1},
 		Reset: from.Epoch != "" || from.Offset > 1,
 	}
 }
@@ -422,16 +420,16 @@ func readEmpty(from Cursor) ReadResult {
 // Wait blocks until channelID has a message with offset >= next, its epoch
 // changed (it was deleted, or created), the log was closed (ErrClosed) or
 // ctx is done.
-func (l *MemLog) Wait(ctx context.Context, channelID string, next uint64) error {
+func (l *Log) Wait(ctx context.Context, channelID string, next uint64) error {
 	next = max(next, 1)
 	for {
 		if l.isClosed.Load() {
-			return ErrClosed
+			return channels.ErrClosed
 		}
 		c := l.lookup(channelID)
 		if c == nil {
 			if c = l.create(channelID); c == nil {
-				return ErrClosed
+				return channels.ErrClosed
 			}
 		}
 		c.mu.Lock()
@@ -468,7 +466,7 @@ func (l *MemLog) Wait(ctx context.Context, channelID string, next uint64) error 
 		}
 		switch {
 		case l.isClosed.Load():
-			return ErrClosed
+			return channels.ErrClosed
 		case woke:
 			return nil
 		case err != nil:
@@ -478,7 +476,7 @@ func (l *MemLog) Wait(ctx context.Context, channelID string, next uint64) error 
 }
 
 // dropUnused removes c, created by a waiter, if it is still unused.
-func (l *MemLog) dropUnused(ch string, c *chanLog) {
+func (l *Log) dropUnused(ch string, c *chanLog) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c.mu.Lock()
@@ -490,26 +488,26 @@ func (l *MemLog) dropUnused(ch string, c *chanLog) {
 }
 
 // Info describes channelID's log.
-func (l *MemLog) Info(ctx context.Context, channelID string) (LogInfo, error) {
+func (l *Log) Info(ctx context.Context, channelID string) (channels.LogInfo, error) {
 	if l.isClosed.Load() {
-		return LogInfo{}, ErrClosed
+		return channels.LogInfo{}, channels.ErrClosed
 	}
 	c := l.lookup(channelID)
 	if c == nil {
-		return LogInfo{First: 1, Next: 1}, nil
+		return channels.LogInfo{First: 1, Next: 1}, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.deleted {
-		return LogInfo{First: 1, Next: 1}, nil
+		return channels.LogInfo{First: 1, Next: 1}, nil
 	}
-	return LogInfo{Epoch: c.epoch, First: c.first, Next: c.next, Bytes: c.bytes}, nil
+	return channels.LogInfo{Epoch: c.epoch, First: c.first, Next: c.next, Bytes: c.bytes}, nil
 }
 
 // SetRetention sets channelID's retention (zero: the default) and applies
 // it at once.
-func (l *MemLog) SetRetention(channelID string, r Retention) {
-	if r == (Retention{}) && l.lookup(channelID) == nil {
+func (l *Log) SetRetention(channelID string, r channels.Retention) {
+	if r == (channels.Retention{}) && l.lookup(channelID) == nil {
 		return // the default already applies
 	}
 	c := l.create(channelID)
@@ -518,17 +516,17 @@ func (l *MemLog) SetRetention(channelID string, r Retention) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ret, c.custom = r, r != Retention{}
+	c.ret, c.custom = r, r != channels.Retention{}
 	l.evict(c, l.retention(c))
 }
 
 // Delete drops channelID's log. Waiters return; the next append starts a
 // new epoch.
-func (l *MemLog) Delete(ctx context.Context, channelID string) error {
+func (l *Log) Delete(ctx context.Context, channelID string) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return channels.ErrClosed
 	}
 	c := l.logs[channelID]
 	delete(l.logs, channelID)
@@ -542,7 +540,7 @@ func (l *MemLog) Delete(ctx context.Context, channelID string) error {
 }
 
 // drop releases c's segments and wakes its waiters; c.mu is held.
-func (l *MemLog) drop(c *chanLog) {
+func (l *Log) drop(c *chanLog) {
 	c.deleted = true
 	for _, s := range c.segs {
 		l.pool.put(s)
@@ -556,9 +554,9 @@ func (l *MemLog) drop(c *chanLog) {
 }
 
 // Close stops the sweep, wakes every waiter (they return ErrClosed) and,
-// with a Dir, writes the snapshot that the next OpenMemLog restores.
+// with a Dir, writes the snapshot that the next OpenLog restores.
 // Appends in progress finish first; later calls return ErrClosed.
-func (l *MemLog) Close() error {
+func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -588,7 +586,7 @@ func (l *MemLog) Close() error {
 }
 
 // sweeper applies age retention to channels that receive no appends.
-func (l *MemLog) sweeper() {
+func (l *Log) sweeper() {
 	defer close(l.done)
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
@@ -612,7 +610,7 @@ func (l *MemLog) sweeper() {
 }
 
 // sweep runs one age sweep at once (for tests).
-func (l *MemLog) sweep() {
+func (l *Log) sweep() {
 	for _, c := range l.list(nil) {
 		c.mu.Lock()
 		if ret := l.retention(c); ret.Age > 0 && !c.deleted {
@@ -623,7 +621,7 @@ func (l *MemLog) sweep() {
 }
 
 // list appends every channel log to dst.
-func (l *MemLog) list(dst []*chanLog) []*chanLog {
+func (l *Log) list(dst []*chanLog) []*chanLog {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	for _, c := range l.logs {
@@ -633,9 +631,9 @@ func (l *MemLog) list(dst []*chanLog) []*chanLog {
 }
 
 // Stats summarises l.
-func (l *MemLog) Stats() MemLogStats {
+func (l *Log) Stats() LogStats {
 	l.mu.RLock()
-	st := MemLogStats{Channels: len(l.logs)}
+	st := LogStats{Channels: len(l.logs)}
 	for _, c := range l.logs {
 		c.mu.Lock()
 		st.Messages += int64(c.next - c.first)

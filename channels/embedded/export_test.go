@@ -1,4 +1,4 @@
-package channels
+package embedded
 
 import "time"
 
@@ -12,7 +12,7 @@ const (
 
 // CrashForTest stops the store as a crash would: no cursor flush, files
 // closed, lock released, in-memory state abandoned.
-func (s *EmbeddedStore) CrashForTest() {
+func (s *Store) CrashForTest() {
 	s.mu.Lock()
 	s.closed = true
 	s.ready.Store(false)
@@ -28,7 +28,7 @@ func (s *EmbeddedStore) CrashForTest() {
 
 // SetCompactMinForTest changes the size below which the journal is never
 // compacted at run time.
-func (s *EmbeddedStore) SetCompactMinForTest(n int64) {
+func (s *Store) SetCompactMinForTest(n int64) {
 	s.mu.Lock()
 	s.compactMin = n
 	s.mu.Unlock()
@@ -36,7 +36,7 @@ func (s *EmbeddedStore) SetCompactMinForTest(n int64) {
 
 // JournalSizesForTest returns the journal size and the size it had right
 // after the last compaction.
-func (s *EmbeddedStore) JournalSizesForTest() (journal, snapshot int64) {
+func (s *Store) JournalSizesForTest() (journal, snapshot int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.journalSize, s.snapshotSize
@@ -49,3 +49,6 @@ func SetStoreIntervalsForTest(flush, sweep time.Duration) (restore func()) {
 	cursorFlushInterval, sessionSweepInterval = flush, sweep
 	return func() { cursorFlushInterval, sessionSweepInterval = f, s }
 }
+
+// SweepNow runs the age sweep at once (for tests in package channels_test).
+func (l *Log) SweepNow() { l.sweep() }

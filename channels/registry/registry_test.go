@@ -1,4 +1,4 @@
-package channels
+package registry
 
 import (
 	"fmt"
@@ -10,35 +10,39 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/channels"
 )
 
-func tok(ch, name string) Token { return Token{ID: NewToken(), ChannelID: ch, Name: name} }
+func tok(ch, name string) channels.Token {
+	return channels.Token{ID: channels.NewToken(), ChannelID: ch, Name: name}
+}
 
 // TestRegistryRoutesModel checks LookupToken against a plain map through
 // random puts, moves and deletes, enough of them that the route delta is
 // merged into the base several times.
 func TestRegistryRoutesModel(t *testing.T) {
-	r := NewRegistry()
-	model := map[string]Route{}
+	r := New()
+	model := map[string]channels.Route{}
 	var ids []string
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 3000 {
 		switch op := rng.IntN(10); {
 		case op < 5 || len(ids) == 0: // put new
 			n := 1 + rng.IntN(3)
-			var ts []Token
+			var ts []channels.Token
 			for range n {
 				tk := tok(strconv.Itoa(rng.IntN(20)), "n"+strconv.Itoa(i))
 				ts = append(ts, tk)
 				ids = append(ids, tk.ID)
-				model[tk.ID] = Route{ChannelID: tk.ChannelID, Token: tk.ID, Name: tk.Name}
+				model[tk.ID] = channels.Route{ChannelID: tk.ChannelID, Token: tk.ID, Name: tk.Name}
 			}
 			r.PutTokens(ts...)
 		case op < 7: // move or rename an existing one
 			id := ids[rng.IntN(len(ids))]
-			tk := Token{ID: id, ChannelID: strconv.Itoa(rng.IntN(20)), Name: "moved"}
+			tk := channels.Token{ID: id, ChannelID: strconv.Itoa(rng.IntN(20)), Name: "moved"}
 			r.PutToken(tk)
-			model[id] = Route{ChannelID: tk.ChannelID, Token: id, Name: tk.Name}
+			model[id] = channels.Route{ChannelID: tk.ChannelID, Token: id, Name: tk.Name}
 		case op < 9: // delete
 			id := ids[rng.IntN(len(ids))]
 			_, had := model[id]
@@ -62,7 +66,7 @@ func TestRegistryRoutesModel(t *testing.T) {
 	checkRoutes(t, r, model, ids)
 }
 
-func checkRoutes(t *testing.T, r *Registry, model map[string]Route, ids []string) {
+func checkRoutes(t *testing.T, r *Registry, model map[string]channels.Route, ids []string) {
 	t.Helper()
 	for _, id := range ids {
 		want, wantOK := model[id]
@@ -86,16 +90,16 @@ func checkRoutes(t *testing.T, r *Registry, model map[string]Route, ids []string
 }
 
 func TestRegistryChannelTokensSorted(t *testing.T) {
-	r := NewRegistry()
-	a := Token{ID: "t.2", ChannelID: "c", Name: "web"}
-	b := Token{ID: "t.1", ChannelID: "c", Name: "web"}
-	c := Token{ID: "t.3", ChannelID: "c", Name: "app"}
-	r.PutTokens(a, b, c, Token{ID: "t.4", ChannelID: "other", Name: "app"})
-	if got, want := r.ChannelTokens("c"), []Token{c, b, a}; !slices.Equal(got, want) {
+	r := New()
+	a := channels.Token{ID: "t.2", ChannelID: "c", Name: "web"}
+	b := channels.Token{ID: "t.1", ChannelID: "c", Name: "web"}
+	c := channels.Token{ID: "t.3", ChannelID: "c", Name: "app"}
+	r.PutTokens(a, b, c, channels.Token{ID: "t.4", ChannelID: "other", Name: "app"})
+	if got, want := r.ChannelTokens("c"), []channels.Token{c, b, a}; !slices.Equal(got, want) {
 		t.Fatalf("ChannelTokens = %v, want %v", got, want)
 	}
 	// Moving a token to another channel.
-	r.PutToken(Token{ID: "t.3", ChannelID: "other", Name: "app"})
+	r.PutToken(channels.Token{ID: "t.3", ChannelID: "other", Name: "app"})
 	if got := r.ChannelTokens("c"); len(got) != 2 {
 		t.Fatalf("after move: %v", got)
 	}
@@ -105,11 +109,11 @@ func TestRegistryChannelTokensSorted(t *testing.T) {
 }
 
 func TestRegistryDrains(t *testing.T) {
-	r := NewRegistry()
-	r.PutChannel(Channel{ID: "c"})
-	r.PutDrain(Drain{ID: 7, ChannelID: "c", Token: "d.7", URL: "syslog://Host.example.org"})
-	r.PutDrain(Drain{ID: 3, ChannelID: "c", Token: "d.3"})
-	r.PutDrain(Drain{ID: 5, ChannelID: "x", Token: "d.5", URL: "https://a.example.org"})
+	r := New()
+	r.PutChannel(channels.Channel{ID: "c"})
+	r.PutDrain(channels.Drain{ID: 7, ChannelID: "c", Token: "d.7", URL: "syslog://Host.example.org"})
+	r.PutDrain(channels.Drain{ID: 3, ChannelID: "c", Token: "d.3"})
+	r.PutDrain(channels.Drain{ID: 5, ChannelID: "x", Token: "d.5", URL: "https://a.example.org"})
 	if r.DrainIndex() != 7 {
 		t.Fatalf("DrainIndex = %d, want 7 (raised by PutDrain)", r.DrainIndex())
 	}
@@ -142,13 +146,13 @@ func TestRegistryDrains(t *testing.T) {
 	}
 	// Cursors: only for known drains, kept when the drain changes, dropped
 	// with it.
-	if r.SetDrainCursor(99, Cursor{Offset: 1}) {
+	if r.SetDrainCursor(99, channels.Cursor{Offset: 1}) {
 		t.Fatal("cursor stored for an unknown drain")
 	}
-	if !r.SetDrainCursor(3, Cursor{Epoch: "e", Offset: 4}) {
+	if !r.SetDrainCursor(3, channels.Cursor{Epoch: "e", Offset: 4}) {
 		t.Fatal("cursor not stored")
 	}
-	r.PutDrain(Drain{ID: 3, ChannelID: "x", Token: "d.3", URL: "https://b.example.org"})
+	r.PutDrain(channels.Drain{ID: 3, ChannelID: "x", Token: "d.3", URL: "https://b.example.org"})
 	if c, ok := r.DrainCursor(3); !ok || c.Offset != 4 {
 		t.Fatalf("cursor after PutDrain = %v, %v", c, ok)
 	}
@@ -163,7 +167,7 @@ func TestRegistryDrains(t *testing.T) {
 	}
 }
 
-func drainIDsOf(ds []Drain) []int64 {
+func drainIDsOf(ds []channels.Drain) []int64 {
 	var ids []int64
 	for _, d := range ds {
 		ids = append(ids, d.ID)
@@ -172,13 +176,13 @@ func drainIDsOf(ds []Drain) []int64 {
 }
 
 func TestRegistryDeleteChannel(t *testing.T) {
-	r := NewRegistry()
-	r.PutChannel(Channel{ID: "c"})
+	r := New()
+	r.PutChannel(channels.Channel{ID: "c"})
 	tk := tok("c", "app")
 	r.PutTokens(tk, tok("d", "app"))
-	r.PutDrain(Drain{ID: 1, ChannelID: "c", Token: "d.1", URL: "https://a.example.org"})
-	r.PutDrain(Drain{ID: 2, ChannelID: "d", Token: "d.2"})
-	r.SetDrainCursor(1, Cursor{Offset: 3})
+	r.PutDrain(channels.Drain{ID: 1, ChannelID: "c", Token: "d.1", URL: "https://a.example.org"})
+	r.PutDrain(channels.Drain{ID: 2, ChannelID: "d", Token: "d.2"})
+	r.SetDrainCursor(1, channels.Cursor{Offset: 3})
 	if !r.DeleteChannel("c") {
 		t.Fatal("DeleteChannel = false")
 	}
@@ -211,9 +215,9 @@ func TestRegistryDeleteChannel(t *testing.T) {
 }
 
 func TestRegistryChannelCopies(t *testing.T) {
-	r := NewRegistry()
+	r := New()
 	flags := []string{"no_tail"}
-	r.PutChannel(Channel{ID: "c", Flags: flags})
+	r.PutChannel(channels.Channel{ID: "c", Flags: flags})
 	flags[0] = "changed"
 	c, _ := r.Channel("c")
 	c.Flags[0] = "mutated"
@@ -223,10 +227,10 @@ func TestRegistryChannelCopies(t *testing.T) {
 }
 
 func TestRegistryCredsSessions(t *testing.T) {
-	r := NewRegistry()
-	c := Cred{ID: NewCredID(), Pass: NewCredPass(), Name: "x", FullAPI: true}
+	r := New()
+	c := channels.Cred{ID: channels.NewCredID(), Pass: channels.NewCredPass(), Name: "x", FullAPI: true}
 	r.PutCred(c)
-	r.PutCred(Cred{ID: "00", Name: "first"})
+	r.PutCred(channels.Cred{ID: "00", Name: "first"})
 	if got, ok := r.LookupCred(c.ID); !ok || got != c {
 		t.Fatalf("LookupCred = %v, %v", got, ok)
 	}
@@ -242,8 +246,8 @@ func TestRegistryCredsSessions(t *testing.T) {
 
 	now := time.Now()
 	body := []byte("{}")
-	r.PutSession(Session{ID: "a", Body: body, Expires: now.Add(time.Minute)})
-	r.PutSession(Session{ID: "b", Body: body, Expires: now.Add(-time.Second)})
+	r.PutSession(channels.Session{ID: "a", Body: body, Expires: now.Add(time.Minute)})
+	r.PutSession(channels.Session{ID: "b", Body: body, Expires: now.Add(-time.Second)})
 	body[0] = 'X'
 	if s, ok := r.Session("a", now); !ok || string(s.Body) != "{}" {
 		t.Fatalf("Session(a) = %q, %v", s.Body, ok)
@@ -264,18 +268,18 @@ func TestRegistryCredsSessions(t *testing.T) {
 
 func TestRegistryReplaceState(t *testing.T) {
 	now := time.Now()
-	st := RegistryState{
-		Channels: []Channel{{ID: "1", Name: "one"}, {ID: "app-x", Flags: []string{"no_redis"}}},
-		Tokens:   []Token{{ID: "t.a", ChannelID: "1", Name: "app"}, {ID: "t.b", ChannelID: "app-x", Name: "web"}},
-		Drains:   []Drain{{ID: 4, ChannelID: "1", Token: "d.4", URL: "https://a.example.org"}, {ID: 9, ChannelID: "app-x", Token: "d.9"}},
-		Creds:    []Cred{{ID: "C1", Pass: "P", FullAPI: true}},
-		Sessions: []Session{{ID: "s1", Body: []byte("{}"), Expires: now.Add(time.Hour)}},
-		Cursors:  map[int64]Cursor{4: {Epoch: "e", Offset: 10}},
+	st := State{
+		Channels: []channels.Channel{{ID: "1", Name: "one"}, {ID: "app-x", Flags: []string{"no_redis"}}},
+		Tokens:   []channels.Token{{ID: "t.a", ChannelID: "1", Name: "app"}, {ID: "t.b", ChannelID: "app-x", Name: "web"}},
+		Drains:   []channels.Drain{{ID: 4, ChannelID: "1", Token: "d.4", URL: "https://a.example.org"}, {ID: 9, ChannelID: "app-x", Token: "d.9"}},
+		Creds:    []channels.Cred{{ID: "C1", Pass: "P", FullAPI: true}},
+		Sessions: []channels.Session{{ID: "s1", Body: []byte("{}"), Expires: now.Add(time.Hour)}},
+		Cursors:  map[int64]channels.Cursor{4: {Epoch: "e", Offset: 10}},
 		// Counters may be ahead of the records (deleted ones).
 		ChannelIndex: 12,
 		DrainIndex:   20,
 	}
-	r := NewRegistry()
+	r := New()
 	r.PutTokens(tok("old", "gone"))
 	sub := r.Changes()
 	r.Replace(st)
@@ -309,7 +313,7 @@ func TestRegistryReplaceState(t *testing.T) {
 }
 
 func TestRegistryChanges(t *testing.T) {
-	r := NewRegistry()
+	r := New()
 	sub := r.Changes()
 	pending := func() bool {
 		select {
@@ -320,16 +324,16 @@ func TestRegistryChanges(t *testing.T) {
 		}
 	}
 	// Several changes coalesce into one signal; the writer never blocks.
-	r.PutChannel(Channel{ID: "c"})
+	r.PutChannel(channels.Channel{ID: "c"})
 	r.PutToken(tok("c", "app"))
-	r.PutDrain(Drain{ID: 1, ChannelID: "c"})
+	r.PutDrain(channels.Drain{ID: 1, ChannelID: "c"})
 	if !pending() || pending() {
 		t.Fatal("want exactly one coalesced signal")
 	}
 	// Creds, sessions and cursors are not channel/token/drain changes.
-	r.PutCred(Cred{ID: "x"})
-	r.PutSession(Session{ID: "s"})
-	r.SetDrainCursor(1, Cursor{Offset: 1})
+	r.PutCred(channels.Cred{ID: "x"})
+	r.PutSession(channels.Session{ID: "s"})
+	r.SetDrainCursor(1, channels.Cursor{Offset: 1})
 	if pending() {
 		t.Fatal("signal for creds/sessions/cursors")
 	}
@@ -358,7 +362,7 @@ func TestRegistryChanges(t *testing.T) {
 		t.Fatal("Changes after Close not closed")
 	}
 	r.Close() // idempotent
-	r.PutChannel(Channel{ID: "after"})
+	r.PutChannel(channels.Channel{ID: "after"})
 }
 
 func TestNormalizeDrainURL(t *testing.T) {
@@ -373,14 +377,14 @@ func TestNormalizeDrainURL(t *testing.T) {
 		{"%zz", "%zz"},
 	}
 	for _, tt := range tests {
-		if got := NormalizeDrainURL(tt.in); got != tt.want {
+		if got := channels.NormalizeDrainURL(tt.in); got != tt.want {
 			t.Errorf("NormalizeDrainURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
 
 func TestRegistryConcurrent(t *testing.T) {
-	r := NewRegistry()
+	r := New()
 	stable := tok("s", "app")
 	r.PutToken(stable)
 	var stop atomic.Bool
@@ -408,11 +412,11 @@ func TestRegistryConcurrent(t *testing.T) {
 	})
 	for i := range 500 {
 		ch := fmt.Sprint(i % 7)
-		r.PutChannel(Channel{ID: ch})
+		r.PutChannel(channels.Channel{ID: ch})
 		r.PutTokens(tok(ch, "a"), tok(ch, "b"))
-		r.PutDrain(Drain{ID: int64(i + 1), ChannelID: ch, URL: "https://x.example.org/"})
-		r.PutCred(Cred{ID: "x"})
-		r.SetDrainCursor(int64(i+1), Cursor{Offset: uint64(i)})
+		r.PutDrain(channels.Drain{ID: int64(i + 1), ChannelID: ch, URL: "https://x.example.org/"})
+		r.PutCred(channels.Cred{ID: "x"})
+		r.SetDrainCursor(int64(i+1), channels.Cursor{Offset: uint64(i)})
 		if i%5 == 0 {
 			r.DeleteChannel(ch)
 		}
@@ -424,8 +428,8 @@ func TestRegistryConcurrent(t *testing.T) {
 }
 
 func TestRegistryLookupTokenAllocs(t *testing.T) {
-	r := NewRegistry()
-	var ts []Token
+	r := New()
+	var ts []channels.Token
 	for i := range 1000 {
 		ts = append(ts, tok(strconv.Itoa(i), "app"))
 	}
@@ -452,9 +456,9 @@ func TestRegistryLookupTokenAllocs(t *testing.T) {
 
 func BenchmarkLookupToken(b *testing.B) {
 	for _, n := range []int{100, 100_000} {
-		r := NewRegistry()
+		r := New()
 		keys := make([][]byte, n)
-		ts := make([]Token, n)
+		ts := make([]channels.Token, n)
 		for i := range n {
 			ts[i] = tok(strconv.Itoa(i%1000), "app")
 			keys[i] = []byte(ts[i].ID)
@@ -488,8 +492,8 @@ func BenchmarkLookupToken(b *testing.B) {
 // BenchmarkPutToken measures a token write with many tokens (the copy-on-write
 // cost the route delta keeps near √n).
 func BenchmarkPutToken(b *testing.B) {
-	r := NewRegistry()
-	ts := make([]Token, 100_000)
+	r := New()
+	ts := make([]channels.Token, 100_000)
 	for i := range ts {
 		ts[i] = tok(strconv.Itoa(i%1000), "app")
 	}

@@ -1,4 +1,4 @@
-package channels_test
+package embedded_test
 
 import (
 	"bytes"
@@ -13,27 +13,28 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
 	"github.com/plexus-router/plexus/channels/logtest"
 )
 
-func openMemLog(t testing.TB, cfg channels.MemLogConfig) *channels.MemLog {
+func openMemLog(t testing.TB, cfg embedded.LogConfig) *embedded.Log {
 	t.Helper()
-	l, err := channels.OpenMemLog(cfg)
+	l, err := embedded.OpenLog(cfg)
 	if err != nil {
-		t.Fatalf("OpenMemLog = %v", err)
+		t.Fatalf("OpenLog = %v", err)
 	}
 	return l
 }
 
 func TestMemLogContract(t *testing.T) {
 	logtest.Run(t, func(t *testing.T) channels.Log {
-		return openMemLog(t, channels.MemLogConfig{})
+		return openMemLog(t, embedded.LogConfig{})
 	})
 }
 
 func TestMemLogContractPersistent(t *testing.T) {
 	logtest.Run(t, func(t *testing.T) channels.Log {
-		return openMemLog(t, channels.MemLogConfig{Dir: t.TempDir()})
+		return openMemLog(t, embedded.LogConfig{Dir: t.TempDir()})
 	})
 }
 
@@ -92,7 +93,7 @@ func sameRecords(a, b []channels.Record) bool {
 
 func TestMemLogPersist(t *testing.T) {
 	dir := t.TempDir()
-	l := openMemLog(t, channels.MemLogConfig{Dir: dir})
+	l := openMemLog(t, embedded.LogConfig{Dir: dir})
 	now := time.Now().UnixNano()
 	appendN(t, l, "quiet", 1, 3, now)
 	l.SetRetention("busy", channels.Retention{Count: 100})
@@ -123,7 +124,7 @@ func TestMemLogPersist(t *testing.T) {
 		t.Fatalf("Close = %v", err)
 	}
 
-	l = openMemLog(t, channels.MemLogConfig{Dir: dir})
+	l = openMemLog(t, embedded.LogConfig{Dir: dir})
 	if err := l.RestoreErr(); err != nil {
 		t.Fatalf("RestoreErr = %v", err)
 	}
@@ -148,7 +149,7 @@ func TestMemLogPersist(t *testing.T) {
 		t.Fatalf("Snapshot = %v", err)
 	}
 	busy := dumpLog(t, l, "busy")
-	l2 := openMemLog(t, channels.MemLogConfig{Dir: dir})
+	l2 := openMemLog(t, embedded.LogConfig{Dir: dir})
 	got := dumpLog(t, l2, "busy")
 	if !sameRecords(got.records, busy.records) || got.info.Epoch == busy.info.Epoch || got.info.Next != busy.info.Next {
 		t.Fatalf("after Snapshot and restart: %+v, want the records of %+v in a new epoch", got.info, busy.info)
@@ -157,7 +158,7 @@ func TestMemLogPersist(t *testing.T) {
 	l.Close() // overwrites l2's snapshot: fine, it is the newer
 	// Without a snapshot (a crash after restore), the log starts empty.
 	os.Remove(filepath.Join(dir, "log.snapshot"))
-	l3 := openMemLog(t, channels.MemLogConfig{Dir: dir})
+	l3 := openMemLog(t, embedded.LogConfig{Dir: dir})
 	defer l3.Close()
 	if info, _ := l3.Info(context.Background(), "busy"); info != (channels.LogInfo{First: 1, Next: 1}) {
 		t.Fatalf("Info without a snapshot = %+v", info)
@@ -167,7 +168,7 @@ func TestMemLogPersist(t *testing.T) {
 func TestMemLogCorruptSnapshot(t *testing.T) {
 	good := func(t *testing.T) []byte {
 		dir := t.TempDir()
-		l := openMemLog(t, channels.MemLogConfig{Dir: dir})
+		l := openMemLog(t, embedded.LogConfig{Dir: dir})
 		appendN(t, l, "a", 1, 10, 1)
 		appendN(t, l, "b", 1, 10, 1)
 		if err := l.Close(); err != nil {
@@ -199,7 +200,7 @@ func TestMemLogCorruptSnapshot(t *testing.T) {
 			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			l := openMemLog(t, channels.MemLogConfig{Dir: dir})
+			l := openMemLog(t, embedded.LogConfig{Dir: dir})
 			defer l.Close()
 			if l.RestoreErr() == nil {
 				t.Fatalf("RestoreErr = nil, want an error")
@@ -216,7 +217,7 @@ func TestMemLogCorruptSnapshot(t *testing.T) {
 	t.Run("good", func(t *testing.T) {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, "log.snapshot"), good, 0o600)
-		l := openMemLog(t, channels.MemLogConfig{Dir: dir})
+		l := openMemLog(t, embedded.LogConfig{Dir: dir})
 		defer l.Close()
 		if l.RestoreErr() != nil || l.Stats().Messages != 20 {
 			t.Fatalf("RestoreErr = %v, Stats = %+v", l.RestoreErr(), l.Stats())
@@ -229,7 +230,7 @@ func TestMemLogCorruptSnapshot(t *testing.T) {
 func TestMemLogAgeKeep(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	l := openMemLog(t, channels.MemLogConfig{Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	l := openMemLog(t, embedded.LogConfig{Now: func() time.Time { return time.Unix(0, now.Load()) }})
 	defer l.Close()
 	l.SetRetention("a", channels.Retention{Age: time.Minute, Keep: 5})
 	t0 := now.Load()
@@ -257,7 +258,7 @@ func TestMemLogAgeKeep(t *testing.T) {
 }
 
 func TestMemLogCloseWakesWaiters(t *testing.T) {
-	l := openMemLog(t, channels.MemLogConfig{})
+	l := openMemLog(t, embedded.LogConfig{})
 	done := make(chan error, 1)
 	go func() { done <- l.Wait(context.Background(), "a", 1) }()
 	time.Sleep(20 * time.Millisecond)
@@ -278,7 +279,7 @@ func TestMemLogCloseWakesWaiters(t *testing.T) {
 // TestMemLogWaiterLeavesNoLog: waiting on channels that never get a
 // message does not leave logs behind.
 func TestMemLogWaiterLeavesNoLog(t *testing.T) {
-	l := openMemLog(t, channels.MemLogConfig{})
+	l := openMemLog(t, embedded.LogConfig{})
 	defer l.Close()
 	for i := 0; i < 10; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
@@ -291,7 +292,7 @@ func TestMemLogWaiterLeavesNoLog(t *testing.T) {
 }
 
 func TestMemLogAppendAllocs(t *testing.T) {
-	l := openMemLog(t, channels.MemLogConfig{Default: channels.Retention{Count: 5000}})
+	l := openMemLog(t, embedded.LogConfig{Default: channels.Retention{Count: 5000}})
 	defer l.Close()
 	batches := make([]*channels.Batch, 2)
 	for i := range batches {
@@ -319,7 +320,7 @@ func TestMemLogAppendAllocs(t *testing.T) {
 // while a reader lags: memory stays bounded.
 func TestMemLogMemoryBound(t *testing.T) {
 	const limit = 1 << 20
-	l := openMemLog(t, channels.MemLogConfig{Default: channels.Retention{Bytes: limit}})
+	l := openMemLog(t, embedded.LogConfig{Default: channels.Retention{Bytes: limit}})
 	defer l.Close()
 	b := &channels.Batch{ChannelID: "a", Time: 1}
 	for j := 0; j < 64; j++ {
@@ -349,7 +350,7 @@ func TestMemLogMemoryBound(t *testing.T) {
 }
 
 func TestMemLogSizeClasses(t *testing.T) {
-	l := openMemLog(t, channels.MemLogConfig{Default: channels.Retention{Count: 100000}})
+	l := openMemLog(t, embedded.LogConfig{Default: channels.Retention{Count: 100000}})
 	defer l.Close()
 	// 1000 quiet channels cost one small segment each.
 	for i := 0; i < 1000; i++ {
@@ -383,7 +384,7 @@ func TestMemLogSizeClasses(t *testing.T) {
 }
 
 func BenchmarkMemLogAppend(b *testing.B) {
-	l := openMemLog(b, channels.MemLogConfig{})
+	l := openMemLog(b, embedded.LogConfig{})
 	defer l.Close()
 	batch := &channels.Batch{ChannelID: "a", Time: 1}
 	for j := 0; j < 64; j++ {
@@ -399,7 +400,7 @@ func BenchmarkMemLogAppend(b *testing.B) {
 }
 
 func BenchmarkMemLogAppendParallel(b *testing.B) {
-	l := openMemLog(b, channels.MemLogConfig{})
+	l := openMemLog(b, embedded.LogConfig{})
 	defer l.Close()
 	var id atomic.Int32
 	b.SetBytes(64 * 200)
@@ -419,7 +420,7 @@ func BenchmarkMemLogAppendParallel(b *testing.B) {
 }
 
 func BenchmarkMemLogRead(b *testing.B) {
-	l := openMemLog(b, channels.MemLogConfig{})
+	l := openMemLog(b, embedded.LogConfig{})
 	defer l.Close()
 	batch := &channels.Batch{ChannelID: "a", Time: 1}
 	for j := 0; j < 64; j++ {
@@ -437,11 +438,11 @@ func BenchmarkMemLogRead(b *testing.B) {
 	}
 }
 
-// FuzzMemLogSnapshot feeds arbitrary snapshot files to OpenMemLog: it must
+// FuzzMemLogSnapshot feeds arbitrary snapshot files to OpenLog: it must
 // not fail or panic, and what it restores must survive another round trip.
 func FuzzMemLogSnapshot(f *testing.F) {
 	dir := f.TempDir()
-	l, err := channels.OpenMemLog(channels.MemLogConfig{Dir: dir})
+	l, err := embedded.OpenLog(embedded.LogConfig{Dir: dir})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -460,9 +461,9 @@ func FuzzMemLogSnapshot(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		l, err := channels.OpenMemLog(channels.MemLogConfig{Dir: dir})
+		l, err := embedded.OpenLog(embedded.LogConfig{Dir: dir})
 		if err != nil {
-			t.Fatalf("OpenMemLog = %v", err)
+			t.Fatalf("OpenLog = %v", err)
 		}
 		if l.RestoreErr() != nil {
 			l.Close()
@@ -472,7 +473,7 @@ func FuzzMemLogSnapshot(f *testing.F) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		l, err = channels.OpenMemLog(channels.MemLogConfig{Dir: dir})
+		l, err = embedded.OpenLog(embedded.LogConfig{Dir: dir})
 		if err != nil || l.RestoreErr() != nil {
 			t.Fatalf("reopen = %v, %v", err, l.RestoreErr())
 		}

@@ -1,4 +1,4 @@
-package channels
+package embedded
 
 import (
 	"bufio"
@@ -10,9 +10,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/plexus-router/plexus/channels"
 )
 
-// The snapshot file of a MemLog, in its Dir:
+// The snapshot file of a Log, in its Dir:
 //
 //	"PLXLOG" version(1 byte) flags(1 byte: bit 0 = written by Close)
 //	per channel: 0x01, id, epoch (uvarint length + bytes), first offset
@@ -34,17 +36,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Snapshot rather than Close get new epochs, since offsets handed out
 // after it would otherwise be handed out twice. Without a Dir it does
 // nothing.
-func (l *MemLog) Snapshot() error {
+func (l *Log) Snapshot() error {
 	if l.dir == "" {
 		return nil
 	}
 	if l.isClosed.Load() {
-		return ErrClosed
+		return channels.ErrClosed
 	}
 	return l.snapshot(false)
 }
 
-func (l *MemLog) snapshot(clean bool) (err error) {
+func (l *Log) snapshot(clean bool) (err error) {
 	l.snapMu.Lock()
 	defer l.snapMu.Unlock()
 	l.mu.RLock()
@@ -147,7 +149,7 @@ func syncDir(dir string) error {
 // crash later cannot bring back a stale log under the same epoch. An
 // unreadable snapshot is moved aside and reported by RestoreErr; the
 // returned error is for failures to use the directory.
-func (l *MemLog) restore() error {
+func (l *Log) restore() error {
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return fmt.Errorf("open log dir: %w", err)
 	}
@@ -204,7 +206,7 @@ func (r *crcReader) full(p []byte) error {
 
 var errCorrupt = errors.New("corrupt snapshot")
 
-func (l *MemLog) readSnapshot(f *os.File) (map[string]*chanLog, error) {
+func (l *Log) readSnapshot(f *os.File) (map[string]*chanLog, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package channels
+package embedded
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/registry"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,7 +37,7 @@ var (
 	compactMinSize       = int64(256 << 10) // never compact a journal smaller than this at run time
 )
 
-// EmbeddedStore is the Store of a single node: configuration lives in a
+// Store is the Store of a single node: configuration lives in a
 // Registry and is persisted under a data directory.
 //
 // Every mutation is appended to a journal (one JSON line per mutation) and
@@ -55,9 +57,9 @@ var (
 //
 // A data directory is locked (flock) while open: a second process (or a
 // second OpenStore in the same process) gets an error.
-type EmbeddedStore struct {
+type Store struct {
 	dir  string
-	reg  *Registry
+	reg  *registry.Registry
 	lock *os.File
 
 	mu           sync.Mutex // serializes mutations, journal writes and compaction
@@ -80,22 +82,22 @@ type EmbeddedStore struct {
 	wg    sync.WaitGroup
 }
 
-var _ Store = (*EmbeddedStore)(nil)
+var _ channels.Store = (*Store)(nil)
 
 // journalEntry is one line of the journal. Op says which field is set.
 type journalEntry struct {
-	Op           string         `json:"op"`
-	Version      int            `json:"version,omitempty"`       // header
-	Channel      *Channel       `json:"channel,omitempty"`       // channel
-	Token        *Token         `json:"token,omitempty"`         // token
-	Drain        *Drain         `json:"drain,omitempty"`         // drain
-	Cred         *Cred          `json:"cred,omitempty"`          // cred
-	Session      *Session       `json:"session,omitempty"`       // session
-	ID           string         `json:"id,omitempty"`            // del_channel, del_token, del_cred, del_session
-	DrainID      int64          `json:"drain_id,omitempty"`      // del_drain
-	ChannelIndex int64          `json:"channel_index,omitempty"` // counters
-	DrainIndex   int64          `json:"drain_index,omitempty"`   // counters
-	Ops          []journalEntry `json:"ops,omitempty"`           // batch: applied together
+	Op           string            `json:"op"`
+	Version      int               `json:"version,omitempty"`       // header
+	Channel      *channels.Channel `json:"channel,omitempty"`       // channel
+	Token        *channels.Token   `json:"token,omitempty"`         // token
+	Drain        *channels.Drain   `json:"drain,omitempty"`         // drain
+	Cred         *channels.Cred    `json:"cred,omitempty"`          // cred
+	Session      *channels.Session `json:"session,omitempty"`       // session
+	ID           string            `json:"id,omitempty"`            // del_channel, del_token, del_cred, del_session
+	DrainID      int64             `json:"drain_id,omitempty"`      // del_drain
+	ChannelIndex int64             `json:"channel_index,omitempty"` // counters
+	DrainIndex   int64             `json:"drain_index,omitempty"`   // counters
+	Ops          []journalEntry    `json:"ops,omitempty"`           // batch: applied together
 }
 
 // Journal ops.
@@ -116,30 +118,30 @@ const (
 )
 
 type cursorsDoc struct {
-	Version int              `json:"version"`
-	Cursors map[int64]Cursor `json:"cursors"`
+	Version int                       `json:"version"`
+	Cursors map[int64]channels.Cursor `json:"cursors"`
 }
 
 // OpenStore opens (creating it if needed) the data directory dir, locks it,
 // and loads its configuration.
-func OpenStore(dir string) (*EmbeddedStore, error) {
+func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, Errorf(CodeInternal, "create data directory: %v", err)
+		return nil, channels.Errorf(channels.CodeInternal, "create data directory: %v", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, Errorf(CodeInternal, "open lock file: %v", err)
+		return nil, channels.Errorf(channels.CodeInternal, "open lock file: %v", err)
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, Errorf(CodeUnavailable, "data directory %s is in use by another process (lock %s held)", dir, lockFile)
+			return nil, channels.Errorf(channels.CodeUnavailable, "data directory %s is in use by another process (lock %s held)", dir, lockFile)
 		}
-		return nil, Errorf(CodeInternal, "lock data directory %s: %v", dir, err)
+		return nil, channels.Errorf(channels.CodeInternal, "lock data directory %s: %v", dir, err)
 	}
-	s := &EmbeddedStore{
+	s := &Store{
 		dir:        dir,
-		reg:        NewRegistry(),
+		reg:        registry.New(),
 		lock:       lock,
 		compactMin: compactMinSize,
 		flushEvery: cursorFlushInterval,
@@ -159,29 +161,29 @@ func OpenStore(dir string) (*EmbeddedStore, error) {
 // load replays the journal and the cursors file into s.reg and opens the
 // journal for appending, compacting it first when it holds superseded
 // records or a torn tail.
-func (s *EmbeddedStore) load() error {
+func (s *Store) load() error {
 	path := filepath.Join(s.dir, journalFile)
-	s.reg.beginBulk()
+	s.reg.BeginBulk()
 	size, good, err := replayJournal(path, s.reg)
 	if err != nil {
-		s.reg.endBulk()
+		s.reg.EndBulk()
 		return err
 	}
 	now := time.Now()
 	s.reg.SweepSessions(now)
 	s.loadCursors()
-	s.reg.endBulk()
+	s.reg.EndBulk()
 
 	snap, err := writeSnapshot(io.Discard, s.reg.State(now))
 	if err != nil {
-		return Errorf(CodeInternal, "encode snapshot: %v", err)
+		return channels.Errorf(channels.CodeInternal, "encode snapshot: %v", err)
 	}
 	if size < 0 || good < size || size > snap {
 		return s.compact()
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return Errorf(CodeInternal, "open journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "open journal: %v", err)
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, size, size
 	return nil
@@ -191,18 +193,18 @@ func (s *EmbeddedStore) load() error {
 // (-1 when there is no journal) and the length of its valid prefix: an
 // unparseable or unterminated last line is a torn write and is ignored; an
 // unparseable line followed by others is corruption and an error.
-func replayJournal(path string, reg *Registry) (size, good int64, err error) {
+func replayJournal(path string, reg *registry.Registry) (size, good int64, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return -1, 0, nil
 	}
 	if err != nil {
-		return 0, 0, Errorf(CodeInternal, "open journal: %v", err)
+		return 0, 0, channels.Errorf(channels.CodeInternal, "open journal: %v", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, Errorf(CodeInternal, "stat journal: %v", err)
+		return 0, 0, channels.Errorf(channels.CodeInternal, "stat journal: %v", err)
 	}
 	size = st.Size()
 	br := bufio.NewReaderSize(f, 64<<10)
@@ -213,11 +215,11 @@ func replayJournal(path string, reg *Registry) (size, good int64, err error) {
 			break
 		}
 		if rerr != nil && rerr != io.EOF {
-			return 0, 0, Errorf(CodeInternal, "read journal: %v", rerr)
+			return 0, 0, channels.Errorf(channels.CodeInternal, "read journal: %v", rerr)
 		}
 		if torn {
 			// A bad line with more after it: not a torn tail.
-			return 0, 0, Errorf(CodeInternal, "journal %s: corrupt line %d", path, lineNo-1)
+			return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s: corrupt line %d", path, lineNo-1)
 		}
 		var e journalEntry
 		if rerr == io.EOF || json.Unmarshal(line, &e) != nil {
@@ -226,10 +228,10 @@ func replayJournal(path string, reg *Registry) (size, good int64, err error) {
 		}
 		if lineNo == 1 {
 			if e.Op != opHeader || e.Version != journalVersion {
-				return 0, 0, Errorf(CodeInternal, "journal %s: not a version %d journal", path, journalVersion)
+				return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s: not a version %d journal", path, journalVersion)
 			}
 		} else if err := applyEntry(reg, e); err != nil {
-			return 0, 0, Errorf(CodeInternal, "journal %s line %d: %v", path, lineNo, err)
+			return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s line %d: %v", path, lineNo, err)
 		}
 		good += int64(len(line))
 	}
@@ -237,7 +239,7 @@ func replayJournal(path string, reg *Registry) (size, good int64, err error) {
 }
 
 // applyEntry applies one journal entry to reg.
-func applyEntry(reg *Registry, e journalEntry) error {
+func applyEntry(reg *registry.Registry, e journalEntry) error {
 	switch e.Op {
 	case opCounters:
 		reg.SetChannelIndex(e.ChannelIndex)
@@ -279,7 +281,7 @@ func applyEntry(reg *Registry, e journalEntry) error {
 		reg.DeleteSession(e.ID)
 	case opBatch:
 		// Consecutive token puts are applied together: one route snapshot.
-		var toks []Token
+		var toks []channels.Token
 		for _, op := range e.Ops {
 			if op.Op == opToken && op.Token != nil {
 				toks = append(toks, *op.Token)
@@ -300,7 +302,7 @@ func applyEntry(reg *Registry, e journalEntry) error {
 
 // writeSnapshot writes st as a journal (header, counters, then one entry
 // per record) and returns its size.
-func writeSnapshot(w io.Writer, st RegistryState) (int64, error) {
+func writeSnapshot(w io.Writer, st registry.State) (int64, error) {
 	cw := &storeCountingWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
 	enc := json.NewEncoder(bw) // Encode adds the newline
@@ -347,14 +349,14 @@ func (c *storeCountingWriter) Write(p []byte) (int, error) {
 
 // compact rewrites the journal as a snapshot of the current state and
 // reopens it for appending. Caller holds s.mu (or is load).
-func (s *EmbeddedStore) compact() error {
+func (s *Store) compact() error {
 	path := filepath.Join(s.dir, journalFile)
 	n, err := storeReplaceFile(s.dir, journalFile, func(w io.Writer) error {
 		_, err := writeSnapshot(w, s.reg.State(time.Now()))
 		return err
 	})
 	if err != nil {
-		return Errorf(CodeInternal, "compact journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "compact journal: %v", err)
 	}
 	if s.journal != nil {
 		s.journal.Close() // the file was replaced: never write to it again
@@ -362,7 +364,7 @@ func (s *EmbeddedStore) compact() error {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		s.failed = Errorf(CodeUnavailable, "journal unusable: reopen after compaction: %v", err)
+		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable: reopen after compaction: %v", err)
 		return s.failed
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, n, n
@@ -407,7 +409,7 @@ func storeSyncDir(dir string) error {
 // loadCursors reads the cursors file into s.reg (cursors of unknown drains
 // are dropped). A missing or unreadable file means no stored cursors: the
 // file is only ever replaced whole, so it is unreadable only if damaged.
-func (s *EmbeddedStore) loadCursors() {
+func (s *Store) loadCursors() {
 	b, err := os.ReadFile(filepath.Join(s.dir, cursorsFile))
 	if err != nil {
 		return
@@ -423,7 +425,7 @@ func (s *EmbeddedStore) loadCursors() {
 
 // flushCursors writes the cursors file if a cursor changed since the last
 // write.
-func (s *EmbeddedStore) flushCursors() error {
+func (s *Store) flushCursors() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	ver := s.cursorVer.Load()
@@ -435,14 +437,14 @@ func (s *EmbeddedStore) flushCursors() error {
 		return json.NewEncoder(w).Encode(doc)
 	})
 	if err != nil {
-		return Errorf(CodeInternal, "write drain cursors: %v", err)
+		return channels.Errorf(channels.CodeInternal, "write drain cursors: %v", err)
 	}
 	s.flushedVer = ver
 	return nil
 }
 
 // background flushes cursors and sweeps expired sessions until Close.
-func (s *EmbeddedStore) background() {
+func (s *Store) background() {
 	defer s.wg.Done()
 	tick := time.NewTicker(s.flushEvery)
 	defer tick.Stop()
@@ -463,15 +465,15 @@ func (s *EmbeddedStore) background() {
 
 // begin checks ctx and the store state and locks s.mu for a mutation. On
 // success the caller must unlock s.mu.
-func (s *EmbeddedStore) begin(ctx context.Context) error {
+func (s *Store) begin(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return Errorf(CodeUnavailable, "%v", err)
+		return channels.Errorf(channels.CodeUnavailable, "%v", err)
 	}
 	s.mu.Lock()
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		return ErrClosed
+		return channels.ErrClosed
 	case s.failed != nil:
 		err := s.failed
 		s.mu.Unlock()
@@ -482,30 +484,30 @@ func (s *EmbeddedStore) begin(ctx context.Context) error {
 
 // commit makes ops durable (one journal line, fsync'ed) and then applies
 // them to the registry. Caller holds s.mu.
-func (s *EmbeddedStore) commit(ops ...journalEntry) error {
+func (s *Store) commit(ops ...journalEntry) error {
 	e := ops[0]
 	if len(ops) > 1 {
 		e = journalEntry{Op: opBatch, Ops: ops}
 	}
 	line, err := json.Marshal(e)
 	if err != nil {
-		return Errorf(CodeInternal, "encode journal entry: %v", err)
+		return channels.Errorf(channels.CodeInternal, "encode journal entry: %v", err)
 	}
 	line = append(line, '\n')
 	if _, err := s.journal.Write(line); err != nil {
 		if terr := s.journal.Truncate(s.journalSize); terr != nil {
-			s.failed = Errorf(CodeUnavailable, "journal unusable after failed write: %v", terr)
+			s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed write: %v", terr)
 		}
-		return Errorf(CodeInternal, "write journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "write journal: %v", err)
 	}
 	if err := s.journal.Sync(); err != nil {
 		// After a failed fsync the file's state is unknown: stop writing.
-		s.failed = Errorf(CodeUnavailable, "journal unusable after failed fsync: %v", err)
-		return Errorf(CodeInternal, "sync journal: %v", err)
+		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed fsync: %v", err)
+		return channels.Errorf(channels.CodeInternal, "sync journal: %v", err)
 	}
 	s.journalSize += int64(len(line))
 	if err := applyEntry(s.reg, e); err != nil {
-		return Errorf(CodeInternal, "apply journal entry: %v", err)
+		return channels.Errorf(channels.CodeInternal, "apply journal entry: %v", err)
 	}
 	if s.journalSize > s.compactMin && s.journalSize > 4*s.snapshotSize {
 		// A failed compaction leaves the old journal in place; the
@@ -516,24 +518,24 @@ func (s *EmbeddedStore) commit(ops ...journalEntry) error {
 }
 
 // newTokenID returns a token id unused in the registry and in pending.
-func (s *EmbeddedStore) newTokenID(pending []Token) (string, error) {
+func (s *Store) newTokenID(pending []channels.Token) (string, error) {
 	for range 10 {
-		id := NewToken()
+		id := channels.NewToken()
 		if _, ok := s.reg.Token(id); ok {
 			continue
 		}
-		if slices.ContainsFunc(pending, func(t Token) bool { return t.ID == id }) {
+		if slices.ContainsFunc(pending, func(t channels.Token) bool { return t.ID == id }) {
 			continue
 		}
 		return id, nil
 	}
-	return "", Errorf(CodeInternal, "could not allocate a unique token")
+	return "", channels.Errorf(channels.CodeInternal, "could not allocate a unique token")
 }
 
 // newTokens returns one new token per unique name, in order of first
 // appearance.
-func (s *EmbeddedStore) newTokens(channelID string, names []string) ([]Token, error) {
-	var ts []Token
+func (s *Store) newTokens(channelID string, names []string) ([]channels.Token, error) {
+	var ts []channels.Token
 	seen := map[string]bool{}
 	for _, name := range names {
 		if seen[name] {
@@ -544,12 +546,12 @@ func (s *EmbeddedStore) newTokens(channelID string, names []string) ([]Token, er
 		if err != nil {
 			return nil, err
 		}
-		ts = append(ts, Token{ID: id, ChannelID: channelID, Name: name})
+		ts = append(ts, channels.Token{ID: id, ChannelID: channelID, Name: name})
 	}
 	return ts, nil
 }
 
-func tokenOps(ts []Token) []journalEntry {
+func tokenOps(ts []channels.Token) []journalEntry {
 	ops := make([]journalEntry, len(ts))
 	for i := range ts {
 		ops[i] = journalEntry{Op: opToken, Token: &ts[i]}
@@ -560,9 +562,9 @@ func tokenOps(ts []Token) []journalEntry {
 // CreateChannel implements Store. Ids come from a persisted counter and are
 // never reused; an id already taken (by a v3 channel named like a number,
 // or tokens or drains made for a channel that did not exist) is skipped.
-func (s *EmbeddedStore) CreateChannel(ctx context.Context, name string, tokenNames []string) (Channel, []Token, error) {
+func (s *Store) CreateChannel(ctx context.Context, name string, tokenNames []string) (channels.Channel, []channels.Token, error) {
 	if err := s.begin(ctx); err != nil {
-		return Channel{}, nil, err
+		return channels.Channel{}, nil, err
 	}
 	defer s.mu.Unlock()
 	n := s.reg.ChannelIndex()
@@ -574,36 +576,36 @@ func (s *EmbeddedStore) CreateChannel(ctx context.Context, name string, tokenNam
 			break
 		}
 	}
-	ch := Channel{ID: id, Name: name}
+	ch := channels.Channel{ID: id, Name: name}
 	ts, err := s.newTokens(id, tokenNames)
 	if err != nil {
-		return Channel{}, nil, err
+		return channels.Channel{}, nil, err
 	}
 	ops := append([]journalEntry{
 		{Op: opCounters, ChannelIndex: n},
 		{Op: opChannel, Channel: &ch},
 	}, tokenOps(ts)...)
 	if err := s.commit(ops...); err != nil {
-		return Channel{}, nil, err
+		return channels.Channel{}, nil, err
 	}
-	SortTokens(ts)
+	channels.SortTokens(ts)
 	return ch, ts, nil
 }
 
 // PutChannel implements Store. With setTokens, tokens of the channel whose
 // name is listed are kept (all of them if several share a name).
-func (s *EmbeddedStore) PutChannel(ctx context.Context, id string, tokenNames []string, setTokens bool) (Channel, []Token, bool, error) {
+func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, setTokens bool) (channels.Channel, []channels.Token, bool, error) {
 	if id == "" {
-		return Channel{}, nil, false, Errorf(CodeInvalid, "channel id is empty")
+		return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInvalid, "channel id is empty")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Channel{}, nil, false, err
+		return channels.Channel{}, nil, false, err
 	}
 	defer s.mu.Unlock()
 	ch, exists := s.reg.Channel(id)
 	var ops []journalEntry
 	if !exists {
-		ch = Channel{ID: id}
+		ch = channels.Channel{ID: id}
 		ops = append(ops, journalEntry{Op: opChannel, Channel: &ch})
 	}
 	if setTokens {
@@ -627,13 +629,13 @@ func (s *EmbeddedStore) PutChannel(ctx context.Context, id string, tokenNames []
 		}
 		ts, err := s.newTokens(id, names)
 		if err != nil {
-			return Channel{}, nil, false, err
+			return channels.Channel{}, nil, false, err
 		}
 		ops = append(ops, tokenOps(ts)...)
 	}
 	if len(ops) > 0 {
 		if err := s.commit(ops...); err != nil {
-			return Channel{}, nil, false, err
+			return channels.Channel{}, nil, false, err
 		}
 	}
 	return ch, s.reg.ChannelTokens(id), !exists, nil
@@ -641,14 +643,14 @@ func (s *EmbeddedStore) PutChannel(ctx context.Context, id string, tokenNames []
 
 // SetChannelFlags replaces a channel's flags ("no_tail", "no_redis"), an
 // operator action with no API in Logplex (ErrChannelNotFound).
-func (s *EmbeddedStore) SetChannelFlags(ctx context.Context, id string, flags []string) error {
+func (s *Store) SetChannelFlags(ctx context.Context, id string, flags []string) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	ch, ok := s.reg.Channel(id)
 	if !ok {
-		return ErrChannelNotFound
+		return channels.ErrChannelNotFound
 	}
 	ch.Flags = slices.Clone(flags)
 	slices.Sort(ch.Flags)
@@ -657,10 +659,10 @@ func (s *EmbeddedStore) SetChannelFlags(ctx context.Context, id string, flags []
 }
 
 // Channel implements Store.
-func (s *EmbeddedStore) Channel(ctx context.Context, id string) (Channel, error) {
+func (s *Store) Channel(ctx context.Context, id string) (channels.Channel, error) {
 	ch, ok := s.reg.Channel(id)
 	if !ok {
-		return Channel{}, ErrChannelNotFound
+		return channels.Channel{}, channels.ErrChannelNotFound
 	}
 	return ch, nil
 }
@@ -668,13 +670,13 @@ func (s *EmbeddedStore) Channel(ctx context.Context, id string) (Channel, error)
 // DeleteChannel implements Store. Tokens and drains made for a channel id
 // that has no channel record are deleted too; ErrChannelNotFound only when
 // there was nothing at all.
-func (s *EmbeddedStore) DeleteChannel(ctx context.Context, id string) error {
+func (s *Store) DeleteChannel(ctx context.Context, id string) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	if !s.reg.ChannelInUse(id) {
-		return ErrChannelNotFound
+		return channels.ErrChannelNotFound
 	}
 	if err := s.commit(journalEntry{Op: opDelChannel, ID: id}); err != nil {
 		return err
@@ -684,112 +686,112 @@ func (s *EmbeddedStore) DeleteChannel(ctx context.Context, id string) error {
 }
 
 // CreateToken implements Store.
-func (s *EmbeddedStore) CreateToken(ctx context.Context, channelID, name string) (Token, error) {
+func (s *Store) CreateToken(ctx context.Context, channelID, name string) (channels.Token, error) {
 	if channelID == "" {
-		return Token{}, Errorf(CodeInvalid, "channel id is empty")
+		return channels.Token{}, channels.Errorf(channels.CodeInvalid, "channel id is empty")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Token{}, err
+		return channels.Token{}, err
 	}
 	defer s.mu.Unlock()
 	id, err := s.newTokenID(nil)
 	if err != nil {
-		return Token{}, err
+		return channels.Token{}, err
 	}
-	t := Token{ID: id, ChannelID: channelID, Name: name}
+	t := channels.Token{ID: id, ChannelID: channelID, Name: name}
 	if err := s.commit(journalEntry{Op: opToken, Token: &t}); err != nil {
-		return Token{}, err
+		return channels.Token{}, err
 	}
 	return t, nil
 }
 
 // ChannelTokens implements Store. Tokens made for a channel id without a
 // channel record are listed too; no error for an unknown channel.
-func (s *EmbeddedStore) ChannelTokens(ctx context.Context, channelID string) ([]Token, error) {
+func (s *Store) ChannelTokens(ctx context.Context, channelID string) ([]channels.Token, error) {
 	return s.reg.ChannelTokens(channelID), nil
 }
 
 // ReserveDrain implements Store.
-func (s *EmbeddedStore) ReserveDrain(ctx context.Context, channelID string) (Drain, error) {
+func (s *Store) ReserveDrain(ctx context.Context, channelID string) (channels.Drain, error) {
 	if channelID == "" {
-		return Drain{}, Errorf(CodeInvalid, "channel id is empty")
+		return channels.Drain{}, channels.Errorf(channels.CodeInvalid, "channel id is empty")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	defer s.mu.Unlock()
-	d := Drain{ID: s.reg.DrainIndex() + 1, ChannelID: channelID, Token: NewDrainToken()}
+	d := channels.Drain{ID: s.reg.DrainIndex() + 1, ChannelID: channelID, Token: channels.NewDrainToken()}
 	if err := s.commit(journalEntry{Op: opDrain, Drain: &d}); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	return d, nil
 }
 
 // CreateDrain implements Store. Checks, in order: the channel exists, the
 // maximum, a duplicate URL; no id is used up when one fails.
-func (s *EmbeddedStore) CreateDrain(ctx context.Context, channelID, url string, maxDrains int) (Drain, error) {
+func (s *Store) CreateDrain(ctx context.Context, channelID, url string, maxDrains int) (channels.Drain, error) {
 	if url == "" {
-		return Drain{}, Errorf(CodeInvalid, "drain URL is empty")
+		return channels.Drain{}, channels.Errorf(channels.CodeInvalid, "drain URL is empty")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	defer s.mu.Unlock()
 	if _, ok := s.reg.Channel(channelID); !ok {
-		return Drain{}, ErrChannelNotFound
+		return channels.Drain{}, channels.ErrChannelNotFound
 	}
 	if maxDrains > 0 && s.reg.DrainsWithURL(channelID) >= maxDrains {
-		return Drain{}, ErrTooManyDrains
+		return channels.Drain{}, channels.ErrTooManyDrains
 	}
 	if s.reg.DrainURLTaken(channelID, url, 0) {
-		return Drain{}, ErrDrainExists
+		return channels.Drain{}, channels.ErrDrainExists
 	}
-	d := Drain{ID: s.reg.DrainIndex() + 1, ChannelID: channelID, Token: NewDrainToken(), URL: url}
+	d := channels.Drain{ID: s.reg.DrainIndex() + 1, ChannelID: channelID, Token: channels.NewDrainToken(), URL: url}
 	if err := s.commit(journalEntry{Op: opDrain, Drain: &d}); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	return d, nil
 }
 
 // SetDrainURL implements Store. The maximum is only checked when the drain
 // had no URL yet (changing a URL does not add a drain with a URL).
-func (s *EmbeddedStore) SetDrainURL(ctx context.Context, channelID string, drainID int64, url string, maxDrains int) (Drain, error) {
+func (s *Store) SetDrainURL(ctx context.Context, channelID string, drainID int64, url string, maxDrains int) (channels.Drain, error) {
 	if url == "" {
-		return Drain{}, Errorf(CodeInvalid, "drain URL is empty")
+		return channels.Drain{}, channels.Errorf(channels.CodeInvalid, "drain URL is empty")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	defer s.mu.Unlock()
 	d, ok := s.reg.Drain(drainID)
 	if !ok || d.ChannelID != channelID {
-		return Drain{}, ErrDrainNotFound
+		return channels.Drain{}, channels.ErrDrainNotFound
 	}
 	if d.URL == url {
 		return d, nil
 	}
 	if d.URL == "" && maxDrains > 0 && s.reg.DrainsWithURL(channelID) >= maxDrains {
-		return Drain{}, ErrTooManyDrains
+		return channels.Drain{}, channels.ErrTooManyDrains
 	}
 	if s.reg.DrainURLTaken(channelID, url, drainID) {
-		return Drain{}, ErrDrainExists
+		return channels.Drain{}, channels.ErrDrainExists
 	}
 	d.URL = url
 	if err := s.commit(journalEntry{Op: opDrain, Drain: &d}); err != nil {
-		return Drain{}, err
+		return channels.Drain{}, err
 	}
 	return d, nil
 }
 
 // DeleteDrain implements Store.
-func (s *EmbeddedStore) DeleteDrain(ctx context.Context, channelID string, drainID int64) error {
+func (s *Store) DeleteDrain(ctx context.Context, channelID string, drainID int64) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	d, ok := s.reg.Drain(drainID)
 	if !ok || d.ChannelID != channelID {
-		return ErrDrainNotFound
+		return channels.ErrDrainNotFound
 	}
 	if err := s.commit(journalEntry{Op: opDelDrain, DrainID: drainID}); err != nil {
 		return err
@@ -799,36 +801,36 @@ func (s *EmbeddedStore) DeleteDrain(ctx context.Context, channelID string, drain
 }
 
 // Drain implements Store.
-func (s *EmbeddedStore) Drain(ctx context.Context, drainID int64) (Drain, error) {
+func (s *Store) Drain(ctx context.Context, drainID int64) (channels.Drain, error) {
 	d, ok := s.reg.Drain(drainID)
 	if !ok {
-		return Drain{}, ErrDrainNotFound
+		return channels.Drain{}, channels.ErrDrainNotFound
 	}
 	return d, nil
 }
 
 // ChannelDrains implements Store (no error for an unknown channel).
-func (s *EmbeddedStore) ChannelDrains(ctx context.Context, channelID string) ([]Drain, error) {
+func (s *Store) ChannelDrains(ctx context.Context, channelID string) ([]channels.Drain, error) {
 	return s.reg.ChannelDrains(channelID), nil
 }
 
 // Drains implements Store.
-func (s *EmbeddedStore) Drains(ctx context.Context) ([]Drain, error) {
+func (s *Store) Drains(ctx context.Context) ([]channels.Drain, error) {
 	return s.reg.Drains(), nil
 }
 
 // DrainCursor implements Store.
-func (s *EmbeddedStore) DrainCursor(ctx context.Context, drainID int64) (Cursor, error) {
+func (s *Store) DrainCursor(ctx context.Context, drainID int64) (channels.Cursor, error) {
 	c, _ := s.reg.DrainCursor(drainID)
 	return c, nil
 }
 
 // SetDrainCursor implements Store. The cursor is in memory at once and on
-// disk within about a second (see EmbeddedStore). A cursor for a drain that
+// disk within about a second (see Store). A cursor for a drain that
 // no longer exists is ignored.
-func (s *EmbeddedStore) SetDrainCursor(ctx context.Context, drainID int64, c Cursor) error {
+func (s *Store) SetDrainCursor(ctx context.Context, drainID int64, c channels.Cursor) error {
 	if !s.ready.Load() {
-		return ErrClosed
+		return channels.ErrClosed
 	}
 	if s.reg.SetDrainCursor(drainID, c) {
 		s.cursorVer.Add(1)
@@ -837,100 +839,100 @@ func (s *EmbeddedStore) SetDrainCursor(ctx context.Context, drainID int64, c Cur
 }
 
 // CreateCred implements Store.
-func (s *EmbeddedStore) CreateCred(ctx context.Context, name string, fullAPI, anyChannel bool) (Cred, error) {
+func (s *Store) CreateCred(ctx context.Context, name string, fullAPI, anyChannel bool) (channels.Cred, error) {
 	if err := s.begin(ctx); err != nil {
-		return Cred{}, err
+		return channels.Cred{}, err
 	}
 	defer s.mu.Unlock()
-	c := Cred{Pass: NewCredPass(), Name: name, FullAPI: fullAPI, AnyChannel: anyChannel}
+	c := channels.Cred{Pass: channels.NewCredPass(), Name: name, FullAPI: fullAPI, AnyChannel: anyChannel}
 	for range 10 {
-		if id := NewCredID(); !s.credExists(id) {
+		if id := channels.NewCredID(); !s.credExists(id) {
 			c.ID = id
 			break
 		}
 	}
 	if c.ID == "" {
-		return Cred{}, Errorf(CodeInternal, "could not allocate a unique credential id")
+		return channels.Cred{}, channels.Errorf(channels.CodeInternal, "could not allocate a unique credential id")
 	}
 	if err := s.commit(journalEntry{Op: opCred, Cred: &c}); err != nil {
-		return Cred{}, err
+		return channels.Cred{}, err
 	}
 	return c, nil
 }
 
-func (s *EmbeddedStore) credExists(id string) bool {
+func (s *Store) credExists(id string) bool {
 	_, ok := s.reg.LookupCred(id)
 	return ok
 }
 
 // Creds implements Store.
-func (s *EmbeddedStore) Creds(ctx context.Context) ([]Cred, error) {
+func (s *Store) Creds(ctx context.Context) ([]channels.Cred, error) {
 	return s.reg.Creds(), nil
 }
 
 // DeleteCred implements Store.
-func (s *EmbeddedStore) DeleteCred(ctx context.Context, id string) error {
+func (s *Store) DeleteCred(ctx context.Context, id string) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
 	if !s.credExists(id) {
-		return ErrCredNotFound
+		return channels.ErrCredNotFound
 	}
 	return s.commit(journalEntry{Op: opDelCred, ID: id})
 }
 
 // CreateSession implements Store.
-func (s *EmbeddedStore) CreateSession(ctx context.Context, body []byte, ttl time.Duration) (Session, error) {
+func (s *Store) CreateSession(ctx context.Context, body []byte, ttl time.Duration) (channels.Session, error) {
 	if ttl <= 0 {
-		return Session{}, Errorf(CodeInvalid, "session ttl must be positive")
+		return channels.Session{}, channels.Errorf(channels.CodeInvalid, "session ttl must be positive")
 	}
 	if err := s.begin(ctx); err != nil {
-		return Session{}, err
+		return channels.Session{}, err
 	}
 	defer s.mu.Unlock()
-	sess := Session{ID: NewSessionID(), Body: bytes.Clone(body), Expires: time.Now().Add(ttl).Round(0)}
+	sess := channels.Session{ID: channels.NewSessionID(), Body: bytes.Clone(body), Expires: time.Now().Add(ttl).Round(0)}
 	if sess.Body == nil {
 		sess.Body = []byte{}
 	}
 	if err := s.commit(journalEntry{Op: opSession, Session: &sess}); err != nil {
-		return Session{}, err
+		return channels.Session{}, err
 	}
 	return sess, nil
 }
 
 // Session implements Store.
-func (s *EmbeddedStore) Session(ctx context.Context, id string) (Session, error) {
+func (s *Store) Session(ctx context.Context, id string) (channels.Session, error) {
 	sess, ok := s.reg.Session(id, time.Now())
 	if !ok {
-		return Session{}, ErrSessionNotFound
+		return channels.Session{}, channels.ErrSessionNotFound
 	}
-	return cloneSession(sess), nil
+	return registry.CloneSession(sess), nil
 }
 
 // LookupToken implements Store.
-func (s *EmbeddedStore) LookupToken(token []byte) (Route, bool) { return s.reg.LookupToken(token) }
+func (s *Store) LookupToken(token []byte) (channels.Route, bool) { return s.reg.LookupToken(token) }
 
 // LookupCred implements Store.
-func (s *EmbeddedStore) LookupCred(id string) (Cred, bool) { return s.reg.LookupCred(id) }
+func (s *Store) LookupCred(id string) (channels.Cred, bool) { return s.reg.LookupCred(id) }
 
 // Changes implements Store.
-func (s *EmbeddedStore) Changes() <-chan struct{} { return s.reg.Changes() }
+func (s *Store) Changes() <-chan struct{} { return s.reg.Changes() }
 
 // Ready implements Store: true from OpenStore until Close.
-func (s *EmbeddedStore) Ready() bool { return s.ready.Load() }
+func (s *Store) Ready() bool { return s.ready.Load() }
 
 // Registry returns the in-memory model (read it; do not modify it: changes
 // made there are not persisted).
-func (s *EmbeddedStore) Registry() *Registry { return s.reg }
+func (s *Store) Registry() *registry.Registry { return s.reg }
 
 // Dir returns the data directory.
-func (s *EmbeddedStore) Dir() string { return s.dir }
+func (s *Store) Dir() string { return s.dir }
 
 // Close flushes the drain cursors, closes the journal, ends every Changes
 // subscription and releases the directory lock. Later mutations return
 // ErrClosed; reads keep answering from memory. Closing twice is a no-op.
-func (s *EmbeddedStore) Close() error {
+func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -946,7 +948,7 @@ func (s *EmbeddedStore) Close() error {
 	s.mu.Lock()
 	if s.journal != nil {
 		if cerr := s.journal.Close(); cerr != nil && err == nil {
-			err = Errorf(CodeInternal, "close journal: %v", cerr)
+			err = channels.Errorf(channels.CodeInternal, "close journal: %v", cerr)
 		}
 	}
 	s.mu.Unlock()

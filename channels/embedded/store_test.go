@@ -1,4 +1,4 @@
-package channels_test
+package embedded_test
 
 import (
 	"bytes"
@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/channels/registry"
 	"github.com/plexus-router/plexus/channels/storetest"
 )
 
-func openStore(t testing.TB, dir string) *channels.EmbeddedStore {
+func openStore(t testing.TB, dir string) *embedded.Store {
 	t.Helper()
-	s, err := channels.OpenStore(dir)
+	s, err := embedded.OpenStore(dir)
 	if err != nil {
 		t.Fatalf("OpenStore(%s) = %v", dir, err)
 	}
@@ -53,7 +55,7 @@ type population struct {
 	deletedChan channels.Channel
 }
 
-func populate(t *testing.T, s *channels.EmbeddedStore) population {
+func populate(t *testing.T, s *embedded.Store) population {
 	ctx := context.Background()
 	var p population
 	var err error
@@ -94,7 +96,7 @@ func populate(t *testing.T, s *channels.EmbeddedStore) population {
 
 // checkPopulation verifies a reopened store against the population and the
 // state s had before, then that counters were not reused.
-func checkPopulation(t *testing.T, s *channels.EmbeddedStore, p population, before channels.RegistryState) {
+func checkPopulation(t *testing.T, s *embedded.Store, p population, before registry.State) {
 	t.Helper()
 	ctx := context.Background()
 	after := s.Registry().State(time.Time{})
@@ -142,7 +144,7 @@ func mustAtoi(t *testing.T, s string) int {
 
 // normalize makes states comparable with DeepEqual (time locations and
 // monotonic readings, nil vs empty).
-func normalize(st channels.RegistryState) channels.RegistryState {
+func normalize(st registry.State) registry.State {
 	for i := range st.Sessions {
 		st.Sessions[i].Expires = st.Sessions[i].Expires.UTC()
 	}
@@ -167,7 +169,7 @@ func TestEmbeddedPersistence(t *testing.T) {
 }
 
 func TestEmbeddedCrashReplay(t *testing.T) {
-	defer channels.SetStoreIntervalsForTest(20*time.Millisecond, time.Minute)()
+	defer embedded.SetStoreIntervalsForTest(20*time.Millisecond, time.Minute)()
 	dir := t.TempDir()
 	s := openStore(t, dir)
 	p := populate(t, s)
@@ -196,7 +198,7 @@ func TestEmbeddedCrashReplay(t *testing.T) {
 }
 
 func cursorOnDisk(t *testing.T, dir string, id int64) uint64 {
-	b, err := os.ReadFile(filepath.Join(dir, channels.CursorsFileForTest))
+	b, err := os.ReadFile(filepath.Join(dir, embedded.CursorsFileForTest))
 	if err != nil {
 		return 0
 	}
@@ -259,7 +261,7 @@ func TestEmbeddedCompaction(t *testing.T) {
 		if j == snap {
 			compacted = true
 		}
-		if fi, err := os.Stat(filepath.Join(dir, channels.JournalFileForTest)); err != nil || fi.Size() != j {
+		if fi, err := os.Stat(filepath.Join(dir, embedded.JournalFileForTest)); err != nil || fi.Size() != j {
 			t.Fatalf("journal file size %v (%v), tracked %d", fi.Size(), err, j)
 		}
 	}
@@ -312,7 +314,7 @@ func TestEmbeddedTornWrite(t *testing.T) {
 	before := s.Registry().State(time.Time{})
 	check(t, "Close", s.Close())
 
-	path := filepath.Join(dir, channels.JournalFileForTest)
+	path := filepath.Join(dir, embedded.JournalFileForTest)
 	for _, tail := range []string{
 		`{"op":"token","token":{"token":"t.1`, // no newline
 		"{\"op\":\"tok\x00\x00\x00\n",         // garbage line
@@ -340,13 +342,13 @@ func TestEmbeddedCorruptJournal(t *testing.T) {
 	s := openStore(t, dir)
 	populate(t, s)
 	check(t, "Close", s.Close())
-	path := filepath.Join(dir, channels.JournalFileForTest)
+	path := filepath.Join(dir, embedded.JournalFileForTest)
 	b, err := os.ReadFile(path)
 	check(t, "ReadFile", err)
 	lines := strings.SplitAfter(string(b), "\n")
 	lines[2] = "{broken\n" // a bad line with more after it is not a torn tail
 	check(t, "WriteFile", os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600))
-	if s, err := channels.OpenStore(dir); err == nil {
+	if s, err := embedded.OpenStore(dir); err == nil {
 		s.Close()
 		t.Fatal("OpenStore accepted a corrupt journal")
 	} else if !strings.Contains(err.Error(), "corrupt") {
@@ -365,7 +367,7 @@ func appendFile(t *testing.T, path, s string) {
 func TestEmbeddedLock(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	_, err := channels.OpenStore(dir)
+	_, err := embedded.OpenStore(dir)
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second OpenStore = %v, want an error saying the directory is in use", err)
 	}
@@ -409,7 +411,7 @@ func TestEmbeddedContextCanceled(t *testing.T) {
 }
 
 func TestEmbeddedSessionsExpire(t *testing.T) {
-	defer channels.SetStoreIntervalsForTest(10*time.Millisecond, 10*time.Millisecond)()
+	defer embedded.SetStoreIntervalsForTest(10*time.Millisecond, 10*time.Millisecond)()
 	dir := t.TempDir()
 	ctx := context.Background()
 	s := openStore(t, dir)
