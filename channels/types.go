@@ -2,8 +2,8 @@ package channels
 
 import (
 	"crypto/rand"
-	"slices"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
