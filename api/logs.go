@@ -125,12 +125,6 @@ func acceptsText(accept string) bool {
 	return false
 }
 
-// writtenWaiter is a log that accepts appends into a buffer before writing
-// them (the Redis log): Written waits for a channel's accepted messages.
-type writtenWaiter interface {
-	Written(ctx context.Context, channelID string)
-}
-
 // postLogs handles one POST /logs in Logplex's order and returns the status.
 func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	if s.conf.DenyIngress {
@@ -223,20 +217,8 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.conf.AppendTimeout)
 	defer cancel()
-	wl, waits := s.Log.(writtenWaiter)
-	var chans []string
-	if waits {
-		chans = in.AppendChannels(make([]string, 0, 1))
-	}
-	err = in.Commit(ctx)
-	if err == nil && waits {
-		// A buffering log (Redis) accepted the messages; answer once they
-		// are written, so that 204 means stored — unless the backend is
-		// failing, when they are safe in its bounded buffer (degraded).
-		for _, ch := range chans {
-			wl.Written(ctx, ch)
-		}
-	}
+	// 204 is a promise: answer once the messages are durable.
+	err = in.CommitDurable(ctx)
 	if err != nil {
 		s.countInput(n, 0, "log_full")
 		code := httpStatus(err)

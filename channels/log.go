@@ -25,6 +25,15 @@ type Log interface {
 	// Append does not retain the batches.
 	Append(ctx context.Context, batches []*Batch) error
 
+	// AppendDurable is Append that returns only once the messages are
+	// durable, so that an acknowledgement (a 204 to POST /logs) is a
+	// promise: on the embedded backend they are on disk (under every sync
+	// policy but none), on the Redis backend they are written to Redis
+	// (or, while Redis is unreachable, kept in the node's own buffer).
+	// Concurrent callers share the work (group commit): it is never one
+	// fsync or one round trip per call.
+	AppendDurable(ctx context.Context, batches []*Batch) error
+
 	// Read copies into dst (after dst.Reset) up to limit records (and about
 	// maxBytes of data; at least one record if any is available; 0 = no
 	// bound) with offsets >= from.Offset. It does not block.

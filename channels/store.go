@@ -84,6 +84,9 @@ type Store interface {
 	// Ready reports whether the in-memory copy is loaded (healthchecks
 	// answer booting until it is).
 	Ready() bool
+	// WaitReady blocks until the in-memory copy is loaded (nil), ctx is
+	// done (a CodeUnavailable error) or the store is closed (ErrClosed).
+	WaitReady(ctx context.Context) error
 
 	Close() error
 }

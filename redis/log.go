@@ -458,6 +458,19 @@ func (l *Log) BufferedBytes() int64 {
 	return n
 }
 
+// AppendDurable appends the batches and waits until they are written to
+// Redis, unless their shard is failing: they then wait in the bounded
+// buffer, which is written when the shard is back (see Written).
+func (l *Log) AppendDurable(ctx context.Context, batches []*channels.Batch) error {
+	if err := l.Append(ctx, batches); err != nil {
+		return err
+	}
+	for _, b := range batches {
+		l.Written(ctx, b.ChannelID)
+	}
+	return nil
+}
+
 // Written waits until the messages of channelID accepted before the call
 // are written to Redis, unless the channel's shard is failing (they then
 // wait in the bounded buffer and are written when it is back) or ctx ends.

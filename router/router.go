@@ -158,6 +158,16 @@ func (in *Ingester) AppendChannels(dst []string) []string {
 // logs, all or nothing (see channels.Log.Append). Either way the Ingester
 // is empty afterwards.
 func (in *Ingester) Commit(ctx context.Context) error {
+	return in.commit(ctx, false)
+}
+
+// CommitDurable is Commit that returns once the messages are durable (see
+// channels.Log.AppendDurable): HTTP input calls it before answering 204.
+func (in *Ingester) CommitDurable(ctx context.Context) error {
+	return in.commit(ctx, true)
+}
+
+func (in *Ingester) commit(ctx context.Context, durable bool) error {
 	if in.n == 0 {
 		return nil
 	}
@@ -165,7 +175,12 @@ func (in *Ingester) Commit(ctx context.Context) error {
 	for _, b := range in.batches {
 		b.Time = now
 	}
-	err := in.r.log.Append(ctx, in.batches)
+	var err error
+	if durable {
+		err = in.r.log.AppendDurable(ctx, in.batches)
+	} else {
+		err = in.r.log.Append(ctx, in.batches)
+	}
 	in.reset()
 	return err
 }

@@ -172,6 +172,11 @@ func (l *Log) create(ch string) *chanLog {
 
 // Append adds every batch. The embedded log always admits: it returns an
 // error only after Close (ErrClosed).
+func (l *Log) AppendDurable(ctx context.Context, batches []*channels.Batch) error {
+	return l.Append(ctx, batches)
+}
+
+// Append adds the batches to the channels' logs.
 func (l *Log) Append(ctx context.Context, batches []*channels.Batch) error {
 	l.mu.RLock()
 	defer l.mu.RUnlock()

@@ -922,6 +922,17 @@ func (s *Store) Changes() <-chan struct{} { return s.reg.Changes() }
 // Ready implements Store: true from OpenStore until Close.
 func (s *Store) Ready() bool { return s.ready.Load() }
 
+// WaitReady returns at once: the embedded store is loaded when OpenStore
+// returns.
+func (s *Store) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.done:
+		return channels.ErrClosed
+	default:
+		return nil
+	}
+}
+
 // Registry returns the in-memory model (read it; do not modify it: changes
 // made there are not persisted).
 func (s *Store) Registry() *registry.Registry { return s.reg }

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Log, opts ...Options) {
 		fn   func(t *testing.T, s *suite)
 	}{
 		{"Offsets", testOffsets},
+		{"AppendDurable", testAppendDurable},
 		{"SeveralBatches", testSeveralBatches},
 		{"EmptyBatches", testEmptyBatches},
 		{"ReadLimits", testReadLimits},
@@ -178,6 +179,28 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testAppendDurable: AppendDurable admits like Append (offsets continue
+// across both) and its messages are readable when it returns.
+func testAppendDurable(t *testing.T, s *suite) {
+	a := s.ch("a")
+	appendRange(t, s.log, a, 1, 2)
+	b := &channels.Batch{ChannelID: a, Time: time.Now().UnixNano()}
+	for i := uint64(3); i <= 5; i++ {
+		b.Add(message(a, i))
+	}
+	if err := s.log.AppendDurable(context.Background(), []*channels.Batch{b}); err != nil {
+		t.Fatalf("AppendDurable = %v", err)
+	}
+	_, r := read(t, s.log, a, channels.Cursor{Offset: 1}, 0, 0)
+	if r.Len() != 5 {
+		t.Fatalf("Read after AppendDurable returned %d records, want 5", r.Len())
+	}
+	checkRecords(t, a, r, 1)
+	if err := s.log.AppendDurable(context.Background(), nil); err != nil {
+		t.Fatalf("AppendDurable(nil) = %v", err)
 	}
 }
 

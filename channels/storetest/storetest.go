@@ -158,7 +158,18 @@ func drainIDs(ds []channels.Drain) []int64 {
 }
 
 func testReady(t *testing.T, s channels.Store) {
-	eventually(t, "Ready", s.Ready)
+	wctx, cancel := context.WithTimeout(ctx(t), 10*time.Second)
+	defer cancel()
+	if err := s.WaitReady(wctx); err != nil {
+		t.Fatalf("WaitReady = %v", err)
+	}
+	if !s.Ready() {
+		t.Fatal("Ready() = false after WaitReady returned nil")
+	}
+	s.Close()
+	if err := s.WaitReady(ctx(t)); !errors.Is(err, channels.ErrClosed) && s.Ready() {
+		t.Fatalf("after Close: WaitReady = %v, Ready = true; want ErrClosed or not ready", err)
+	}
 }
 
 func testCreateChannel(t *testing.T, s channels.Store) {
