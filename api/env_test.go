@@ -70,7 +70,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Metrics:  NewMetrics(reg),
 		Gatherer: reg,
 	}
-	lc := embedded.LogConfig{}
+	lc := embedded.LogConfig{Dir: t.TempDir()}
 	for _, o := range opts {
 		o(srv, &lc)
 	}
