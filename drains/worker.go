@@ -81,8 +81,9 @@ type worker struct {
 	// for new messages under it only.
 	follow        context.Context
 	stopFollowing context.CancelFunc
-	forget        atomic.Bool // stop for good: delete the drain's metrics
-	gone          atomic.Bool // the drain was deleted: do not store its cursor
+
+	forget atomic.Bool // stop for good: delete the drain's metrics
+	gone   atomic.Bool // the drain was deleted: do not store its cursor
 
 	out  transport
 	f    *format
