@@ -242,6 +242,11 @@ func (n *Node) Open(ctx context.Context) (err error) {
 // loads its copy from Redis; syslog connections wait in the listen
 // backlog meanwhile). Call Close afterwards in either case.
 func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		return nil
+	}
 	for _, s := range n.servers {
 		n.wg.Add(1)
 		go func() {
@@ -251,6 +256,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	n.mu.Unlock()
 	if err := writeAddrFile(n.Config.AddrFile, n.addrs); err != nil {
 		n.Logger.Error().Err(err).Msg("addr file")
 	}
@@ -300,7 +306,8 @@ func (n *Node) Run(ctx context.Context) error {
 // waiting at most Config.ShutdownGrace (less if ctx ends first), and
 // returns the backend's close error (e.g. Redis-buffered messages that
 // could not be written). It may be called once, after Open succeeded,
-// whether or not Run was called.
+// whether or not Run was called; a Run still waiting for its context then
+// keeps waiting, but nothing it started is left running.
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	if n.closing {
