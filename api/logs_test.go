@@ -173,6 +173,10 @@ func (fullLog) Append(ctx context.Context, _ []*channels.Batch) error {
 	return channels.ErrLogFull
 }
 
+func (l fullLog) AppendDurable(ctx context.Context, b []*channels.Batch) error {
+	return l.Append(ctx, b)
+}
+
 func TestLogsLogFull(t *testing.T) {
 	e := newEnv(t, withConfig(func(c *Config) { c.AppendTimeout = 10e6 }))
 	_, tokens := e.channel("app")

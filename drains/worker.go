@@ -64,7 +64,8 @@ const (
 )
 
 // worker delivers one drain to one destination. It is started by the
-// manager and stopped by cancelling its context.
+// manager and stopped by cancelling its context, or, on Shutdown, by
+// stopFollowing: it then stops once it has delivered what the log holds.
 type worker struct {
 	m     *Manager
 	drain channels.Drain
@@ -76,6 +77,11 @@ type worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// follow is ctx, also cancelled by stopFollowing: the worker waits
+	// for new messages under it only.
+	follow        context.Context
+	stopFollowing context.CancelFunc
+
 	forget atomic.Bool // stop for good: delete the drain's metrics
 	gone   atomic.Bool // the drain was deleted: do not store its cursor
 
@@ -140,6 +146,9 @@ func (w *worker) run() {
 				w.advance(res.Next)
 			}
 			w.setCaughtUp()
+			if w.follow.Err() != nil {
+				break // shutting down, and everything is delivered
+			}
 			w.wait(res.Next.Offset)
 			continue
 		}
@@ -381,15 +390,15 @@ func lagSeconds(now time.Time, oldest int64) float64 {
 // position when it is due.
 func (w *worker) wait(next uint64) {
 	for {
-		ctx, cancel := w.ctx, context.CancelFunc(func() {})
+		ctx, cancel := w.follow, context.CancelFunc(func() {})
 		if !w.holds() {
 			due := w.m.cfg.CursorEvery - w.m.now().Sub(w.storedAt)
-			ctx, cancel = context.WithTimeout(w.ctx, max(due, 0))
+			ctx, cancel = context.WithTimeout(w.follow, max(due, 0))
 		}
 		err := w.m.Log.Wait(ctx, w.drain.ChannelID, next)
 		cancel()
 		switch {
-		case err == nil || w.ctx.Err() != nil:
+		case err == nil || w.follow.Err() != nil:
 			return
 		case ctx.Err() != nil:
 			w.storeIfDue(w.m.now())
