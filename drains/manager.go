@@ -329,7 +329,7 @@ func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
 		LastSuccess: st.lastOK,
 		Node:        m.cfg.Node,
 	}
-	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.cursor, st.oldest, st.lagMessages, st.lagAt
+	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.pos.acked, st.oldest, st.lagMessages, st.lagAt
 	st.mu.Unlock()
 	if !caughtUp && cur.Offset != 0 {
 		s.LagSeconds = lagSeconds(now, oldest)
