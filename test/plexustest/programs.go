@@ -2,15 +2,11 @@ package plexustest
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 )
-
-// missingOut is where Missing announces a skip (replaced by its test).
-var missingOut io.Writer = os.Stderr
 
 // LookProgram finds an external program in PATH, then in the sbin
 // directories (rsyslogd lives in /usr/sbin, which a non-root PATH may
@@ -47,9 +43,9 @@ func NeedProgram(t testing.TB, name, pkg string) string {
 // (a program, an rsyslog module) and did not find it: what names it, pkg
 // its Debian package.
 //
-// This is the only reason a test of this module may skip, and it skips
-// loudly: a line on standard error (shown without -v too) and a skip
-// message that say the test did not run. Under CI=true, where
+// This is the only reason a test of this module may skip, and the skip
+// says loudly that the test did not run and why (go test -v shows it;
+// without -v go test reports no skip at all). Under CI=true, where
 // scripts/test-deps.sh has run, the test fails instead.
 func Missing(t testing.TB, what, pkg string) {
 	t.Helper()
@@ -58,6 +54,5 @@ func Missing(t testing.TB, what, pkg string) {
 		t.Fatalf("CI=true: %s", msg)
 		return
 	}
-	fmt.Fprintf(missingOut, "!!! %s NOT RUN: %s; under CI=true this fails\n", t.Name(), msg)
 	t.Skipf("NOT RUN: %s; under CI=true this fails", msg)
 }
