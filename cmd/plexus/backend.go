@@ -43,19 +43,31 @@ func openBackend(ctx context.Context, cfg *Config, self channels.Node, logger ze
 	if cfg.RedisURL != "" {
 		return openRedisBackend(ctx, cfg, self, logger, reg)
 	}
-	return openEmbeddedBackend(cfg, self, logger)
+	return openEmbeddedBackend(cfg, self, logger, reg)
 }
 
 // openEmbeddedBackend keeps config in a journal under the data dir and
-// channel logs in memory, snapshotted on clean shutdown. The node is alone.
-func openEmbeddedBackend(cfg *Config, self channels.Node, logger zerolog.Logger) (*backend, error) {
+// channel logs in a durable log beside it. The node is alone.
+func openEmbeddedBackend(cfg *Config, self channels.Node, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
 	store, err := embedded.OpenStore(filepath.Join(cfg.DataDir, "config"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	sync, err := embedded.ParseSyncPolicy(cfg.Sync)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	mlog, err := embedded.OpenLog(embedded.LogConfig{
-		Default: channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
-		Dir:     filepath.Join(cfg.DataDir, "logs"),
+		Dir:          filepath.Join(cfg.DataDir, "logs"),
+		Default:      channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
+		Sync:         sync,
+		SyncInterval: cfg.SyncInterval,
+		CacheBytes:   cfg.CacheBytes,
+		SegmentBytes: cfg.SegmentBytes,
+		MaxDisk:      cfg.MaxDisk,
+		Logger:       logger.With().Str("component", "log").Logger(),
+		Metrics:      embedded.NewMetrics(reg),
 	})
 	if err != nil {
 		store.Close()

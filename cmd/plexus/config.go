@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/plexus-router/plexus/channels/embedded"
 )
 
 // Config is everything a node reads at start, from flags and environment.
@@ -21,8 +23,14 @@ type Config struct {
 	APIURL, V3URL                      string
 	NodeID                             string
 
-	History       int
-	HistoryBytes  int64
+	History      int
+	HistoryBytes int64
+
+	Sync          string
+	SyncInterval  time.Duration
+	CacheBytes    int64
+	MaxDisk       int64
+	SegmentBytes  int64
 	SessionTTL    time.Duration
 	MaxFrame      int
 	MaxConns      int
@@ -92,7 +100,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.TLSCert, "tls-cert", "", "PEM certificate for TLS syslog input", "PLEXUS_TLS_CERT")
 	str(&c.TLSKey, "tls-key", "", "PEM private key for TLS syslog input", "PLEXUS_TLS_KEY")
 	str(&c.AddrFile, "addr-file", "", "write the bound listener addresses as JSON to this file once listening", "PLEXUS_ADDR_FILE")
-	str(&c.DataDir, "data-dir", "./data", "where the embedded backend keeps config, cursors and log snapshots", "PLEXUS_DATA_DIR")
+	str(&c.DataDir, "data-dir", "./data", "where the embedded backend keeps config, cursors and channel logs", "PLEXUS_DATA_DIR")
 	str(&c.AuthKey, "auth-key", "", "admin key (clients send 'Authorization: Basic <key>'); generated and stored in the data dir when empty", "PLEXUS_AUTH_KEY", "LOGPLEX_AUTH_KEY")
 	str(&c.APIURL, "api-url", "", "public base URL of the API, used in session URLs (default http://localhost:<api port>)", "PLEXUS_API_URL", "LOGPLEX_API_ENDPOINT_URL")
 	str(&c.V3URL, "v3-url", "", "public base URL of the v3 API, used in Location headers (default: -api-url)", "PLEXUS_V3_URL", "LOGPLEX_HTTP_V3_URL")
@@ -100,6 +108,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 	integer(&c.History, "history", 1500, "messages of history each channel serves to sessions", "PLEXUS_HISTORY")
 	bytes(&c.HistoryBytes, "history-bytes", 0, "optional bound on the bytes of a channel's history (0 = none)", "PLEXUS_HISTORY_BYTES")
+	str(&c.Sync, "sync", "interval", "when the embedded log forces appends to disk: interval (group commit every -sync-interval, and at once for POST /logs and for readers waiting), always (every append waits for its commit) or none (left to the OS: survives a killed process, not a power loss)", "PLEXUS_SYNC")
+	dur(&c.SyncInterval, "sync-interval", embedded.DefaultSyncInterval, "longest time input nobody waits for (TCP, UDP) stays unsynced under -sync interval", "PLEXUS_SYNC_INTERVAL")
+	bytes(&c.CacheBytes, "cache-bytes", embedded.DefaultCacheBytes, "memory holding the newest part of the embedded log; older messages are read from disk", "PLEXUS_CACHE_BYTES")
+	bytes(&c.MaxDisk, "max-disk", 0, "bound on the embedded log's files, in bytes (0 = none): past it the oldest are evicted and readers told what they missed", "PLEXUS_MAX_DISK")
+	bytes(&c.SegmentBytes, "segment-bytes", embedded.DefaultSegmentBytes, "size of one segment file of the embedded log", "PLEXUS_SEGMENT_BYTES")
 	dur(&c.SessionTTL, "session-ttl", 360*time.Second, "how long a created session can be fetched", "PLEXUS_SESSION_TTL")
 	integer(&c.MaxFrame, "max-frame", 10240, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
 	integer(&c.MaxConns, "max-conns", 10000, "concurrent connections per syslog listener", "PLEXUS_MAX_CONNS")
@@ -157,6 +170,12 @@ func (c *Config) validate() error {
 		default:
 			return fmt.Errorf("api status %q: want normal, read_only or disabled", s)
 		}
+	}
+	if _, err := embedded.ParseSyncPolicy(c.Sync); err != nil {
+		return fmt.Errorf("-sync: %w", err)
+	}
+	if c.SyncInterval <= 0 || c.CacheBytes < 0 || c.MaxDisk < 0 || c.SegmentBytes < 4096 {
+		return fmt.Errorf("-sync-interval must be positive, -cache-bytes and -max-disk not negative, -segment-bytes at least 4096")
 	}
 	if c.History < 1 {
 		return fmt.Errorf("-history must be at least 1")
