@@ -50,7 +50,10 @@
 // messages, many channels per pipelined round trip. A write that fails is
 // retried until it succeeds; a write sequence number per node and channel,
 // stored in the meta hash, makes a retry of a write that did land a no-op,
-// so a timeout never duplicates messages.
+// so a timeout never duplicates messages. The entries of one channel in a
+// round are applied in order: an entry is refused (ORDER) until the one
+// before it is acknowledged, also when the log does not exist, so a retry
+// is never taken for a write that landed when only a later one did.
 //
 // An epoch id is stored in the meta hash when a log is created. When a
 // shard loses its data (restarted empty), the next append creates a new

@@ -51,17 +51,22 @@ func (n *node) halt() {
 	<-n.nodes.done
 }
 
-// checkExclusive fails if two nodes own one drain.
+// checkExclusive fails if two nodes own one drain at once. A hand-over
+// leaves at least the lease margin between the old owner's last moment
+// and the new owner's first, so owners seen within less than the margin
+// owned the drain together; a slower look (the test was descheduled on a
+// loaded machine) proves nothing and is skipped.
 func checkExclusive(t *testing.T, nodes []*node, drains int) {
 	t.Helper()
 	for id := int64(1); id <= int64(drains); id++ {
+		start := time.Now()
 		owners := 0
 		for _, n := range nodes {
 			if n.leases.Owns(id) {
 				owners++
 			}
 		}
-		if owners > 1 {
+		if owners > 1 && time.Since(start) < testLeaseCfg.Margin {
 			t.Fatalf("drain %d owned by %d nodes", id, owners)
 		}
 	}
@@ -84,7 +89,7 @@ func TestLeasesSplitAndTakeOver(t *testing.T) {
 	b := openNode(t, "b", srv.URL(), srv.URL(), staticDrains(drains))
 	all := []*node{a, b}
 
-	within(t, 5*time.Second, "every drain owned, split over both nodes", func() bool {
+	within(t, 20*time.Second, "every drain owned, split over both nodes", func() bool {
 		checkExclusive(t, all, drains)
 		na, nb := ownedBy(a, drains), ownedBy(b, drains)
 		return na+nb == drains && na > 0 && nb > 0
@@ -106,7 +111,7 @@ func TestLeasesSplitAndTakeOver(t *testing.T) {
 	changed := b.leases.Changed()
 	a.halt()
 	start := time.Now()
-	within(t, 5*time.Second, "b owns every drain after a died", func() bool {
+	within(t, 20*time.Second, "b owns every drain after a died", func() bool {
 		checkExclusive(t, all, drains)
 		return ownedBy(b, drains) == drains
 	})
@@ -116,7 +121,7 @@ func TestLeasesSplitAndTakeOver(t *testing.T) {
 	default:
 		t.Fatal("no Changed signal on the node that took over")
 	}
-	within(t, 2*time.Second, "a gone from the node list", func() bool {
+	within(t, 20*time.Second, "a gone from the node list", func() bool {
 		nodes, err := b.nodes.List(context.Background())
 		return err == nil && len(nodes) == 1 && nodes[0].ID == "b"
 	})
@@ -126,18 +131,24 @@ func TestLeasesGracefulHandOver(t *testing.T) {
 	srv := redistest.Start(t)
 	const drains = 10
 	a := openNode(t, "a", srv.URL(), srv.URL(), staticDrains(drains))
-	within(t, 3*time.Second, "a owns every drain alone", func() bool { return ownedBy(a, drains) == drains })
+	within(t, 20*time.Second, "a owns every drain alone", func() bool { return ownedBy(a, drains) == drains })
 	b := openNode(t, "b", srv.URL(), srv.URL(), staticDrains(drains))
 	all := []*node{a, b}
-	within(t, 5*time.Second, "drains move to b as it joins", func() bool {
+	within(t, 20*time.Second, "drains move to b as it joins", func() bool {
 		checkExclusive(t, all, drains)
 		return ownedBy(b, drains) > 0 && ownedBy(a, drains)+ownedBy(b, drains) == drains
 	})
-	// Closing releases at once: b takes over well before the lease TTL.
+	// Closing releases at once: no lease names a when Close returns, so
+	// b takes over without waiting for the lease TTL.
 	a.leases.Close()
+	for id := int64(1); id <= drains; id++ {
+		if owner, err := b.leases.Owner(context.Background(), id); err != nil || owner == "a" {
+			t.Fatalf("after a closed its leases, Owner(%d) = %q, %v; want released", id, owner, err)
+		}
+	}
 	a.nodes.Close()
 	start := time.Now()
-	within(t, 3*time.Second, "b owns everything after a closed", func() bool { return ownedBy(b, drains) == drains })
+	within(t, 20*time.Second, "b owns everything after a closed", func() bool { return ownedBy(b, drains) == drains })
 	t.Logf("take-over after a clean shutdown: %v", time.Since(start))
 }
 
@@ -146,25 +157,35 @@ func TestLeasesCutOffStopsOwning(t *testing.T) {
 	const drains = 8
 	proxy := redistest.NewProxy(t, srv)
 	a := openNode(t, "a", proxy.URL(), proxy.URL(), staticDrains(drains))
-	within(t, 3*time.Second, "a owns every drain", func() bool { return ownedBy(a, drains) == drains })
+	within(t, 20*time.Second, "a owns every drain", func() bool { return ownedBy(a, drains) == drains })
 	changed := a.leases.Changed()
 	for len(changed) > 0 {
 		<-changed
 	}
 	proxy.Cut()
 	cut := time.Now()
-	within(t, testLeaseCfg.TTL+time.Second, "a stops owning after it is cut off", func() bool { return ownedBy(a, drains) == 0 })
-	if d := time.Since(cut); d > testLeaseCfg.TTL {
-		t.Fatalf("a owned its drains %v after being cut off, longer than the lease TTL %v", d, testLeaseCfg.TTL)
-	}
+	within(t, testLeaseCfg.TTL+20*time.Second, "a stops owning after it is cut off", func() bool {
+		// Owning when the look began is owning at that moment or later:
+		// past the TTL that is a drain delivered by a node whose lease
+		// may have expired in Redis. A late look (a loaded machine) can
+		// only miss it, not invent it.
+		at := time.Now()
+		if n := ownedBy(a, drains); n > 0 {
+			if d := at.Sub(cut); d > testLeaseCfg.TTL {
+				t.Fatalf("a owned %d drains %v after being cut off, longer than the lease TTL %v", n, d, testLeaseCfg.TTL)
+			}
+			return false
+		}
+		return true
+	})
 	select {
 	case <-changed:
-	case <-time.After(time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("no Changed signal when the leases expired")
 	}
 	// Another node takes over once the leases expire in Redis.
 	b := openNode(t, "b", srv.URL(), srv.URL(), staticDrains(drains))
-	within(t, 5*time.Second, "b takes over", func() bool {
+	within(t, 20*time.Second, "b takes over", func() bool {
 		checkExclusive(t, []*node{a, b}, drains)
 		return ownedBy(b, drains) == drains
 	})

@@ -14,8 +14,10 @@ import (
 
 // follower serves Wait for one shard: a single goroutine blocks in XREAD
 // on the index streams of every waited channel and wakes local waiters.
-// When the set of waited channels grows, the blocked XREAD is interrupted
-// with CLIENT UNBLOCK from another connection. The epochs of waited
+// When a waiter needs an entry the XREAD in flight would not return (a
+// channel not in it, or an offset at or before the one it reads the
+// channel from), the blocked XREAD is interrupted with CLIENT UNBLOCK
+// from another connection and built again. The epochs of waited
 // channels are re-checked every EpochCheckInterval and after connection
 // errors, so a shard that lost its data wakes its waiters.
 type follower struct {
@@ -40,6 +42,7 @@ type watch struct {
 	waiters   map[*waiter]struct{}
 	validated bool      // its meta was checked since it was added
 	seen      uint64    // last offset of the newest entry seen (0: none)
+	from      uint64    // the last XREAD built reads entries past this offset
 	idleSince time.Time // when the last waiter left (zero while waited on)
 }
 
@@ -105,11 +108,13 @@ func (f *follower) add(ch string, w *waiter) bool {
 		// past it was seen: that was another epoch.
 		wt.seen = 0
 		f.gen++
-	case len(wt.waiters) > 0 && wt.minNext() > w.next:
+	case w.next <= wt.from:
+		// The XREAD in flight reads from past next: from a waiter that
+		// has left since (the channel lingers), or from a later one.
 		f.gen++
 	}
-	// Otherwise the XREAD in flight (from seen, or from a lower next)
-	// returns at the first entry that can concern this waiter.
+	// Otherwise the XREAD in flight returns at the first entry that can
+	// concern this waiter (a watch added since is read by the next one).
 	wt.idleSince = time.Time{}
 	wt.waiters[w] = struct{}{}
 	f.interruptLocked()
@@ -312,6 +317,7 @@ func (f *follower) run() {
 				waited++
 				from = max(wt.minNext()-1, wt.seen)
 			}
+			wt.from = from
 			_, idx, _ := logKeys(ch)
 			streams = append(streams, idx)
 			names = append(names, ch)

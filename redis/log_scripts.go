@@ -105,7 +105,8 @@ end
 // appendScript appends one entry.
 //
 // KEYS: stream, idx, meta.
-// ARGV: 1 writer field, 2 seq, 3 prev seq in this round (0: none),
+// ARGV: 1 writer field, 2 seq, 3 seq of the entry before it of the
+// channel in this round, not acknowledged yet (0: none),
 // 4 epoch for a new log, 5 count of messages, 6 data bytes, 7 oldest time,
 // 8 newest time, 9 data, 10 cumulative sizes, 11 retention count,
 // 12 retention bytes, 13 age cutoff (Unix ns, 0: none), 14 keep,
@@ -113,7 +114,10 @@ end
 //
 // Returns {epoch, first offset of the entry} ({epoch, 0} when seq was
 // applied before), or an error reply "ORDER" when the previous entry of
-// this round is not applied yet (the caller retries the round).
+// this round is not applied yet (the caller retries the round). Without
+// a log the previous entry is not applied either (it never was, or it
+// went with a log lost since): it must go first, or its retry would find
+// seq applied and be skipped.
 var appendScript = goredis.NewScript(trimLua + `
 local stream, idx, meta = KEYS[1], KEYS[2], KEYS[3]
 local wf, seq, prev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -121,6 +125,7 @@ local n = tonumber(ARGV[5])
 local epoch = redis.call('HGET', meta, 'epoch')
 local nxt
 if not epoch then
+  if prev > 0 then return redis.error_reply('ORDER previous entry not applied') end
   epoch = ARGV[4]
   redis.call('DEL', stream, idx, meta)
   nxt = 1

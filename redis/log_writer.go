@@ -319,12 +319,9 @@ func (s *shard) writeLoop() {
 func (s *shard) writeRound(round []*chunk) {
 	now := uint64(time.Now().UnixMicro())
 	s.seq = max(s.seq+1, now)
-	clear(s.prevSeq)
 	for _, c := range round {
 		c.seq = s.seq
 		s.seq++
-		c.prev = s.prevSeq[c.ch]
-		s.prevSeq[c.ch] = c.seq
 	}
 	s.seq--
 	s.roundStart.Store(time.Now().UnixNano())
@@ -406,6 +403,15 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 	timeout := l.cfg.WriteTimeout + time.Duration(size>>20)*time.Second
 	ctx, cancel := context.WithTimeout(l.ctx, timeout)
 	defer cancel()
+	// An entry waits for the entry before it of its channel in this round
+	// only while that one is not acknowledged: an acknowledged entry may
+	// have gone with a log that was lost since, and an entry not
+	// acknowledged must go first whether or not the log still exists.
+	clear(s.prevSeq)
+	for _, c := range todo {
+		c.prev = s.prevSeq[c.ch]
+		s.prevSeq[c.ch] = c.seq
+	}
 	pipe := s.client.Pipeline()
 	cmds := make([]*goredis.Cmd, len(todo))
 	expire := int64(0)
