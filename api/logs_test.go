@@ -165,12 +165,17 @@ func TestLogsDenyIngressAndHealthcheck(t *testing.T) {
 	}
 }
 
-// fullLog admits nothing: Append waits for its context like a full buffer.
+// fullLog admits nothing: Append and AppendDurable wait for their context
+// like a full buffer.
 type fullLog struct{ channels.Log }
 
 func (fullLog) Append(ctx context.Context, _ []*channels.Batch) error {
 	<-ctx.Done()
 	return channels.ErrLogFull
+}
+
+func (l fullLog) AppendDurable(ctx context.Context, b []*channels.Batch) error {
+	return l.Append(ctx, b)
 }
 
 func TestLogsLogFull(t *testing.T) {

@@ -32,17 +32,6 @@ const (
 	StatusDisabled Status = "disabled"
 )
 
-// ParseStatus parses "normal", "read_only" or "disabled" ("" is normal).
-func ParseStatus(s string) (Status, error) {
-	switch st := Status(strings.ToLower(strings.TrimSpace(s))); st {
-	case "", StatusNormal:
-		return StatusNormal, nil
-	case StatusReadOnly, StatusDisabled:
-		return st, nil
-	}
-	return "", errors.New("api status must be normal, read_only or disabled")
-}
-
 // Config holds the settings of the HTTP side. Zero fields take the defaults
 // documented on each field.
 type Config struct {

@@ -121,33 +121,9 @@ func Redact(secret string) string {
 	return secret[:10] + "…"
 }
 
-// IsTokenID reports whether s looks like a token id: "t." followed by a UUID.
-func IsTokenID(s string) bool {
-	return len(s) == 38 && s[0] == 't' && s[1] == '.' && isUUID(s[2:])
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// IsSessionID reports whether s is a session id (a 36-character UUID).
-func IsSessionID(s string) bool { return isUUID(s) }
+// IsSessionID reports whether s is a session id: a UUID in its 36-character
+// form (hex digits in either case).
+func IsSessionID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 
 // SortTokens sorts tokens by name, then id.
 func SortTokens(ts []Token) {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
@@ -595,5 +594,3 @@ func unavailable(op string, err error) error {
 	}
 	return channels.Errorf(channels.CodeUnavailable, "%s: redis: %v", op, err)
 }
-
-var _ = goredis.Nil

@@ -391,29 +391,6 @@ func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, 
 	return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInternal, "could not allocate unique tokens")
 }
 
-// SetChannelFlags replaces a channel's flags ("no_tail", "no_redis"), an
-// operator action (ErrChannelNotFound).
-func (s *Store) SetChannelFlags(ctx context.Context, id string, flags []string) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	res, err := s.run(ctx, setChannelFlagsScript, id, formatFlags(flags))
-	if err != nil {
-		return unavailable("set channel flags", err)
-	}
-	v := toUint(res)
-	if v == 0 {
-		return channels.ErrChannelNotFound
-	}
-	ch, _ := s.reg.Channel(id)
-	ch.ID = id
-	ch.Flags = parseFlags(formatFlags(flags))
-	s.applyMu.Lock()
-	s.applyChannel(v, ch)
-	s.applyMu.Unlock()
-	return nil
-}
-
 // Channel implements channels.Store.
 func (s *Store) Channel(ctx context.Context, id string) (channels.Channel, error) {
 	ch, ok := s.reg.Channel(id)

@@ -51,4 +51,4 @@ func SetStoreIntervalsForTest(flush, sweep time.Duration) (restore func()) {
 }
 
 // SweepNow runs the age sweep at once (for tests in package channels_test).
-func (l *Log) SweepNow() { l.sweep() }
+func (l *Log) SweepNow() { l.sweep(nil) }

@@ -602,27 +602,23 @@ func (l *Log) sweeper() {
 			return
 		case <-t.C:
 		}
-		logs = l.list(logs[:0])
-		for i, c := range logs {
-			c.mu.Lock()
-			if ret := l.retention(c); ret.Age > 0 && !c.deleted {
-				l.evict(c, ret)
-			}
-			c.mu.Unlock()
-			logs[i] = nil
-		}
+		logs = l.sweep(logs)
 	}
 }
 
-// sweep runs one age sweep at once (for tests).
-func (l *Log) sweep() {
-	for _, c := range l.list(nil) {
+// sweep applies age retention to every channel log once. It lists the logs
+// into buf (reused between calls, returned emptied).
+func (l *Log) sweep(buf []*chanLog) []*chanLog {
+	buf = l.list(buf[:0])
+	for i, c := range buf {
 		c.mu.Lock()
 		if ret := l.retention(c); ret.Age > 0 && !c.deleted {
 			l.evict(c, ret)
 		}
 		c.mu.Unlock()
+		buf[i] = nil
 	}
+	return buf[:0]
 }
 
 // list appends every channel log to dst.

@@ -637,7 +637,7 @@ func testWaitNoLostWakeup(t *testing.T, s *suite) {
 				b.Add(message(a, i))
 			}
 			if err := s.log.Append(ctx, []*channels.Batch{b}); err != nil {
-				errs <- fmt.Errorf("Append: %w", err)
+				errs <- fmt.Errorf("append: %w", err)
 				return
 			}
 			next += uint64(b.Len())
