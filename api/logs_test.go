@@ -165,8 +165,7 @@ func TestLogsDenyIngressAndHealthcheck(t *testing.T) {
 	}
 }
 
-// fullLog admits nothing: Append and AppendDurable wait for their context
-// like a full buffer.
+// fullLog admits nothing: Append waits for its context like a full buffer.
 type fullLog struct{ channels.Log }
 
 func (fullLog) Append(ctx context.Context, _ []*channels.Batch) error {
