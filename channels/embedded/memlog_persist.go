@@ -46,7 +46,7 @@ func (l *Log) Snapshot() error {
 	return l.snapshot(false)
 }
 
-func (l *Log) snapshot(clean bool) (err error) {
+func (l *Log) snapshot(clean bool) error {
 	l.snapMu.Lock()
 	defer l.snapMu.Unlock()
 	l.mu.RLock()
@@ -58,51 +58,36 @@ func (l *Log) snapshot(clean bool) (err error) {
 	}
 	l.mu.RUnlock()
 
-	f, err := os.CreateTemp(l.dir, snapshotName+".*.tmp")
+	_, err := replaceFile(l.dir, snapshotName, func(f io.Writer) error {
+		crc := crc32.New(castagnoli)
+		w := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
+		flags := byte(0)
+		if clean {
+			flags |= snapshotClean
+		}
+		w.WriteString(snapshotMagic)
+		w.WriteByte(snapshotVersion)
+		w.WriteByte(flags)
+		// Each channel is encoded under its lock into buf, then written
+		// without holding it.
+		var buf []byte
+		for i, c := range logs {
+			buf = encodeChanLog(buf[:0], ids[i], c)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		w.WriteByte(0)
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		_, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32()))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write log snapshot: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	crc := crc32.New(castagnoli)
-	w := bufio.NewWriterSize(io.MultiWriter(f, crc), 256<<10)
-	flags := byte(0)
-	if clean {
-		flags |= snapshotClean
-	}
-	w.WriteString(snapshotMagic)
-	w.WriteByte(snapshotVersion)
-	w.WriteByte(flags)
-	// Each channel is encoded under its lock into buf, then written
-	// without holding it.
-	var buf []byte
-	for i, c := range logs {
-		buf = encodeChanLog(buf[:0], ids[i], c)
-		if _, err := w.Write(buf); err != nil {
-			return fmt.Errorf("write log snapshot: %w", err)
-		}
-	}
-	w.WriteByte(0)
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write log snapshot: %w", err)
-	}
-	if _, err := f.Write(binary.LittleEndian.AppendUint32(nil, crc.Sum32())); err != nil {
-		return fmt.Errorf("write log snapshot: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write log snapshot: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write log snapshot: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(l.dir, snapshotName)); err != nil {
-		return fmt.Errorf("write log snapshot: %w", err)
-	}
-	return syncDir(l.dir)
+	return nil
 }
 
 // encodeChanLog appends the snapshot record of c (nothing for a log that
@@ -131,18 +116,6 @@ func encodeChanLog(buf []byte, id string, c *chanLog) []byte {
 		}
 	}
 	return buf
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 // restore loads the snapshot in l.dir, if any, and removes it so that a

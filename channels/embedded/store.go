@@ -351,7 +351,7 @@ func (c *storeCountingWriter) Write(p []byte) (int, error) {
 // reopens it for appending. Caller holds s.mu (or is load).
 func (s *Store) compact() error {
 	path := filepath.Join(s.dir, journalFile)
-	n, err := storeReplaceFile(s.dir, journalFile, func(w io.Writer) error {
+	n, err := replaceFile(s.dir, journalFile, func(w io.Writer) error {
 		_, err := writeSnapshot(w, s.reg.State(time.Now()))
 		return err
 	})
@@ -369,41 +369,6 @@ func (s *Store) compact() error {
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, n, n
 	return nil
-}
-
-// storeReplaceFile writes dir/name through a temporary file, fsync and
-// rename, then fsyncs dir. It returns the size written.
-func storeReplaceFile(dir, name string, write func(io.Writer) error) (int64, error) {
-	tmp, err := os.CreateTemp(dir, name+".*.tmp")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	cw := &storeCountingWriter{w: tmp}
-	if err := write(cw); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return 0, err
-	}
-	return cw.n, storeSyncDir(dir)
-}
-
-func storeSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // loadCursors reads the cursors file into s.reg (cursors of unknown drains
@@ -433,7 +398,7 @@ func (s *Store) flushCursors() error {
 		return nil
 	}
 	doc := cursorsDoc{Version: 1, Cursors: s.reg.Cursors()}
-	_, err := storeReplaceFile(s.dir, cursorsFile, func(w io.Writer) error {
+	_, err := replaceFile(s.dir, cursorsFile, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(doc)
 	})
 	if err != nil {
