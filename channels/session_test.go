@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -96,8 +97,12 @@ func TestIDs(t *testing.T) {
 			t.Errorf("IsSessionID(%q) = true", s)
 		}
 	}
-	if id, pass := NewCredID(), NewCredPass(); len(id) != 32 || len(pass) != 64 || id == pass[:32] {
+	if id, pass := NewCredID(), NewCredPass(); len(id) != 32 || len(pass) != 64 || id == pass[:32] ||
+		strings.ToUpper(id) != id || strings.ToUpper(pass) != pass {
 		t.Errorf("cred id %q pass %q", id, pass)
+	}
+	if a, b := RandomHex(3), RandomHex(3); len(a) != 6 || strings.Trim(a, "0123456789abcdef") != "" || a == b && a == RandomHex(3) {
+		t.Errorf("RandomHex(3) = %q, %q", a, b)
 	}
 	if d := NewDrainToken(); len(d) != 38 || d[:2] != "d." {
 		t.Errorf("NewDrainToken() = %q", d)

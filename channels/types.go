@@ -100,17 +100,18 @@ func NewDrainToken() string { return "d." + uuid.NewString() }
 func NewSessionID() string { return uuid.NewString() }
 
 // NewCredID returns 32 uppercase hex characters (16 random bytes).
-func NewCredID() string { return randomHex(16) }
+func NewCredID() string { return strings.ToUpper(RandomHex(16)) }
 
 // NewCredPass returns 64 uppercase hex characters (32 random bytes).
-func NewCredPass() string { return randomHex(32) }
+func NewCredPass() string { return strings.ToUpper(RandomHex(32)) }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes (crypto/rand) as 2n lowercase hex
+// characters: the one source of the random ids that have no format of
+// their own (log epochs, writer and node ids).
+func RandomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return strings.ToUpper(hex.EncodeToString(b))
+	rand.Read(b) // never returns an error (Go 1.24+: it crashes instead)
+	return hex.EncodeToString(b)
 }
 
 // Redact shortens a secret for logs: "t.feff49f1-…".

@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -155,8 +153,8 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		cfg:         cfg,
 		log:         cfg.Logger.With().Str("component", "redis_log").Logger(),
 		picker:      newShardPicker(len(cfg.ShardURLs)),
-		writerField: "w:" + randomHex(8),
-		epochBase:   randomHex(6),
+		writerField: "w:" + channels.RandomHex(8),
+		epochBase:   channels.RandomHex(6),
 		ret:         map[string]channels.Retention{},
 		stop:        make(chan struct{}),
 	}
@@ -179,14 +177,6 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	l.wg.Add(1)
 	go l.sweeper()
 	return l, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // newEpoch returns an epoch id unique to this node and call.

@@ -2,8 +2,6 @@ package embedded
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -651,13 +649,8 @@ func (l *Log) Stats() LogStats {
 	return st
 }
 
-func newEpoch() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b[:])
-}
+// newEpoch returns a fresh epoch: 16 random hex characters.
+func newEpoch() string { return channels.RandomHex(8) }
 
 // Segments.
 
