@@ -25,7 +25,8 @@ type LogConfig struct {
 	// channels.DefaultRetention).
 	Default channels.Retention
 	// BufferBytes bounds, per shard, the accepted messages not yet written
-	// (default 64 MiB). When full, Append waits until its context is done.
+	// (default DefaultBufferBytes). When full, Append waits until its
+	// context is done.
 	BufferBytes int64
 	// FlushInterval is how long a shard writer waits for more messages
 	// before writing (default 1 ms); FlushMessages pending messages start
@@ -64,12 +65,15 @@ type LogConfig struct {
 	Now func() time.Time
 }
 
+// DefaultBufferBytes is the default of LogConfig.BufferBytes.
+const DefaultBufferBytes = 256 << 20
+
 func (c *LogConfig) setDefaults() {
 	if c.Default == (channels.Retention{}) {
 		c.Default = channels.DefaultRetention
 	}
 	if c.BufferBytes <= 0 {
-		c.BufferBytes = 64 << 20
+		c.BufferBytes = DefaultBufferBytes
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Millisecond
