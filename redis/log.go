@@ -584,7 +584,7 @@ func unavailable(op string, err error) error {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return channels.Errorf(channels.CodeUnavailable, "%s: %v", op, err)
+		return channels.Errorf(channels.CodeUnavailable, "%s: %w", op, err)
 	}
-	return channels.Errorf(channels.CodeUnavailable, "%s: redis: %v", op, err)
+	return channels.Errorf(channels.CodeUnavailable, "%s: redis: %w", op, err)
 }

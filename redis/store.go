@@ -104,7 +104,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	case <-s.readyCh:
 		return nil
 	case <-ctx.Done():
-		return channels.Errorf(channels.CodeUnavailable, "configuration not loaded: %v", ctx.Err())
+		return channels.Errorf(channels.CodeUnavailable, "configuration not loaded: %w", ctx.Err())
 	case <-s.ctx.Done():
 		return channels.ErrClosed
 	}
@@ -120,7 +120,7 @@ func (s *Store) begin(ctx context.Context) error {
 		return channels.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return channels.Errorf(channels.CodeUnavailable, "%v", err)
+		return channels.Errorf(channels.CodeUnavailable, "%w", err)
 	}
 	return s.WaitReady(ctx)
 }
