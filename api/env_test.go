@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,13 +33,36 @@ const adminKey = "secret-admin-key"
 // env is a Plexus HTTP side on real listeners with the embedded store and
 // log and the real router.
 type env struct {
-	t     testing.TB
-	srv   *Server
-	store *embedded.Store
-	log   *embedded.Log
-	api   *httptest.Server
-	logs  *httptest.Server
-	reg   *prometheus.Registry
+	t       testing.TB
+	srv     *Server
+	store   *embedded.Store
+	log     *embedded.Log
+	cluster *testCluster
+	api     *httptest.Server
+	logs    *httptest.Server
+	reg     *prometheus.Registry
+}
+
+// testCluster is a node alone (channels.SingleNode) whose degradation and
+// node list a test can change while the server runs.
+type testCluster struct {
+	channels.SingleNode
+	degraded atomic.Pointer[string]
+	empty    atomic.Bool // Nodes lists nobody
+}
+
+func (c *testCluster) Degraded() string {
+	if p := c.degraded.Load(); p != nil {
+		return *p
+	}
+	return c.SingleNode.Degraded()
+}
+
+func (c *testCluster) Nodes(ctx context.Context) ([]channels.Node, error) {
+	if c.empty.Load() {
+		return nil, nil
+	}
+	return c.SingleNode.Nodes(ctx)
 }
 
 type envOption func(*Server, *embedded.LogConfig)
@@ -70,7 +94,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		Metrics:  NewMetrics(reg),
 		Gatherer: reg,
 	}
-	lc := embedded.LogConfig{}
+	lc := embedded.LogConfig{Dir: t.TempDir()}
 	for _, o := range opts {
 		o(srv, &lc)
 	}
@@ -88,6 +112,10 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if srv.Config.APIURL == "" {
 		srv.Config.APIURL = e.api.URL
 	}
+	e.cluster = &testCluster{SingleNode: channels.SingleNode{Node: channels.Node{
+		ID: "node-1", Addr: e.api.URL, StartedAt: time.Now().UTC().Truncate(time.Second),
+	}}}
+	srv.Cluster = e.cluster
 	srv.Config.V3URL = "http://v3.example"
 	e.api.Config.Handler = srv.APIHandler()
 	e.logs.Config.Handler = srv.LogsHandler()

@@ -130,6 +130,11 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	if s.conf.DenyIngress {
 		return logsAnswer(w, http.StatusServiceUnavailable, "")
 	}
+	if s.stopping.Load() {
+		// The node is stopping its input: send to another one.
+		w.Header().Set("Retry-After", "1")
+		return logsAnswer(w, http.StatusServiceUnavailable, "SHUTTING DOWN")
+	}
 	if !s.Store.Ready() {
 		// Tokens are not known until the config is loaded: refuse rather
 		// than answer 401 for tokens that exist.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -141,25 +140,24 @@ type Server struct {
 	// DrainStatus, when set, adds a drain's delivery status to
 	// GET /v3/channels/{id}/drains/{drain_id}.
 	DrainStatus func(id int64) (channels.DrainStatus, bool)
-	// Nodes lists the cluster's nodes for GET /v3/nodes; nil means a
-	// single node: this process.
-	Nodes func(ctx context.Context) ([]channels.Node, error)
-	// Degraded, when set, names a reason the node is working in a
-	// degraded mode ("" when healthy), e.g. a cluster node writing to its
-	// local buffer while Redis is away. Healthchecks still answer 200 and
-	// add the reason.
-	Degraded func() string
+	// Cluster (required) lists the nodes for GET /v3/nodes and names a
+	// reason the node works in a degraded mode (Cluster.Degraded, e.g. a
+	// cluster node writing to its local buffer while Redis is away):
+	// healthchecks still answer 200 and add the reason. A node alone is a
+	// channels.SingleNode.
+	Cluster channels.Cluster
 
 	once     sync.Once
 	stopping atomic.Bool
 	conf     Config
-	started  time.Time
 	bodies   sync.Pool // *[]byte, POST /logs bodies
 	gzips    sync.Pool // *gzip.Reader
 }
 
 // SetShuttingDown makes healthchecks answer 503 "SHUTTING DOWN" so load
-// balancers stop sending traffic while the node drains.
+// balancers stop sending traffic while the node drains, and POST /logs
+// refuses new messages the same way (requests already past that check
+// finish).
 func (s *Server) SetShuttingDown() { s.stopping.Store(true) }
 
 // health says whether the node should receive traffic: 503 with a reason
@@ -170,10 +168,8 @@ func (s *Server) health() (code int, reason string) {
 		return http.StatusServiceUnavailable, "SYSTEM BOOTING"
 	case s.stopping.Load():
 		return http.StatusServiceUnavailable, "SHUTTING DOWN"
-	case s.Degraded != nil:
-		return http.StatusOK, s.Degraded()
 	}
-	return http.StatusOK, ""
+	return http.StatusOK, s.Cluster.Degraded()
 }
 
 func (s *Server) init() {
@@ -182,7 +178,6 @@ func (s *Server) init() {
 		if s.Metrics == nil {
 			s.Metrics = NewMetrics(nil)
 		}
-		s.started = time.Now()
 	})
 }
 

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -484,16 +482,10 @@ func (s *Server) v3DeleteDrain(w http.ResponseWriter, r *http.Request, _ any) {
 
 // v3Nodes: GET /v3/nodes (a Plexus extension) → 200 [{"id","addr","started_at","seen_at"}].
 func (s *Server) v3Nodes(w http.ResponseWriter, r *http.Request, _ any) {
-	var nodes []channels.Node
-	if s.Nodes != nil {
-		var err error
-		if nodes, err = s.Nodes(r.Context()); err != nil {
-			s.fail(w, r, err, true)
-			return
-		}
-	} else {
-		host, _ := os.Hostname()
-		nodes = []channels.Node{{ID: host, Addr: s.conf.APIURL, StartedAt: s.started.UTC(), SeenAt: time.Now().UTC()}}
+	nodes, err := s.Cluster.Nodes(r.Context())
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
 	}
 	if nodes == nil {
 		nodes = []channels.Node{}

@@ -228,13 +228,16 @@ func TestV3Sessions(t *testing.T) {
 	wantResp(t, "bad JSON", e.call("POST", "/v3/sessions", `{`), 400, "application/json", `{"error":"invalid session JSON"}`)
 }
 
+// TestV3Nodes: a node alone (channels.SingleNode) lists itself as its
+// Cluster describes it; an empty list is [], not null.
 func TestV3Nodes(t *testing.T) {
 	e := newEnv(t)
 	r := e.call("GET", "/v3/nodes", "")
 	var nodes []channels.Node
-	if err := json.Unmarshal([]byte(r.body), &nodes); err != nil || r.code != 200 || len(nodes) != 1 || nodes[0].Addr != e.api.URL {
-		t.Errorf("nodes = %v (%v)", r, err)
+	if err := json.Unmarshal([]byte(r.body), &nodes); err != nil || r.code != 200 || len(nodes) != 1 ||
+		nodes[0].ID != "node-1" || nodes[0].Addr != e.api.URL || !nodes[0].StartedAt.Equal(e.cluster.Node.StartedAt) {
+		t.Errorf("nodes = %v (%v), want node-1 at %s", r, err, e.api.URL)
 	}
-	e.srv.Nodes = func(context.Context) ([]channels.Node, error) { return nil, nil }
+	e.cluster.empty.Store(true)
 	wantResp(t, "no nodes", e.call("GET", "/v3/nodes", ""), 200, "application/json", `[]`)
 }

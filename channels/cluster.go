@@ -1,6 +1,9 @@
 package channels
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Cluster is what a node knows of the nodes that share its backend. The
 // embedded backend is one node (SingleNode); the Redis backend registers
@@ -21,7 +24,7 @@ type Cluster interface {
 }
 
 // SingleNode is the Cluster of a node that is alone: it owns every drain,
-// lists itself and is never degraded.
+// lists itself (seen now) and is never degraded.
 type SingleNode struct {
 	Node Node
 }
@@ -37,8 +40,12 @@ func (s *SingleNode) Changed() <-chan struct{} { return nil }
 // Owner returns this node's id.
 func (s *SingleNode) Owner(context.Context, int64) (string, error) { return s.Node.ID, nil }
 
-// Nodes lists this node.
-func (s *SingleNode) Nodes(context.Context) ([]Node, error) { return []Node{s.Node}, nil }
+// Nodes lists this node, seen now: it is the one answering.
+func (s *SingleNode) Nodes(context.Context) ([]Node, error) {
+	n := s.Node
+	n.SeenAt = time.Now().UTC()
+	return []Node{n}, nil
+}
 
 // Degraded returns "": a single node is never degraded.
 func (s *SingleNode) Degraded() string { return "" }

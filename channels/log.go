@@ -185,5 +185,9 @@ func (b *Batch) Message(i int) []byte {
 	return b.buf[start:b.ends[i]:b.ends[i]]
 }
 
+// Raw returns the messages back to back and the end of each in data;
+// both are valid until b is next changed.
+func (b *Batch) Raw() (data []byte, ends []int) { return b.buf, b.ends }
+
 // Reset empties b, keeping its memory and ChannelID.
 func (b *Batch) Reset() { b.buf, b.ends = b.buf[:0], b.ends[:0] }

@@ -45,8 +45,10 @@
 //     stored at most every Config.CursorEvery and when the worker stops. A
 //     drain without a stored position starts at the end of the log (the API
 //     stores a new drain's position before it answers).
-//   - A batch in flight at shutdown is finished or abandoned within
-//     Config.RequestTimeout; an abandoned batch is sent again after restart.
+//   - Manager.Shutdown lets every worker deliver what its channel's log
+//     holds, then stop; when its context ends first, a batch in flight is
+//     finished or abandoned within Config.RequestTimeout. An abandoned batch
+//     is sent again after restart.
 //   - When a backend loses a channel's history (ReadResult.Reset: a new log
 //     epoch) the worker continues at the first message of the new epoch.
 //     How much of the old epoch was lost is unknown: it is logged and, apart

@@ -3,6 +3,7 @@ package drains
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -70,9 +71,9 @@ func (e *env) open() {
 		e.log = e.openLog(e.t)
 		return
 	}
-	lc := embedded.LogConfig{Default: channels.Retention{Count: 1500}}
+	lc := embedded.LogConfig{Dir: e.t.TempDir(), Default: channels.Retention{Count: 1500}}
 	if e.persist {
-		lc.Dir = e.dir
+		lc.Dir = filepath.Join(e.dir, "logs")
 	}
 	if e.log, err = embedded.OpenLog(lc); err != nil {
 		e.t.Fatal(err)

@@ -20,7 +20,10 @@ const maxDiscard = 64 << 10
 
 // httpClient POSTs logplex-1 batches over one kept-alive HTTP/1.1
 // connection. It writes the request itself so that the headers go out in
-// Logplex's order, and reads responses with net/http's parser.
+// Logplex's order, and reads responses with net/http's parser. It is kept
+// because it beats net/http's client (BenchmarkHTTPDelivery: about half
+// the time per full batch, and far fewer allocations); the net/http
+// version it is measured against lives in the benchmark.
 type httpClient struct {
 	d       dialer
 	timeout time.Duration

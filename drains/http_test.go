@@ -158,6 +158,24 @@ func TestHTTPSDelivery(t *testing.T) {
 	bad.check()
 }
 
+// listenAgain binds addr again for a receiver that comes back. The port
+// was free a moment ago; another socket may hold it for a while, so this
+// retries, and fails the test if the port stays taken.
+func listenAgain(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		l, err := net.Listen("tcp", addr)
+		if err == nil {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listen on %s again for the receiver that comes back: %v", addr, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestHTTPReceiverDownAtStart(t *testing.T) {
 	e := newEnv(t, testConfig())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -172,10 +190,7 @@ func TestHTTPReceiverDownAtStart(t *testing.T) {
 	e.appendN(30)
 	waitFor(t, "a failed attempt", func() bool { s, _ := e.m.Status(d.ID); return s.LastError != "" })
 	e.appendN(30)
-	if l, err = net.Listen("tcp", addr); err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
-	}
-	r := newHTTPReceiver(t, nil, l)
+	r := newHTTPReceiver(t, nil, listenAgain(t, addr))
 	waitFor(t, "60 messages", func() bool { return len(r.stream().msgs) >= 60 })
 	wantSeq(t, r.stream().msgs, 0, 60)
 	if st := r.stream(); len(st.l10) != 0 {
@@ -199,11 +214,7 @@ func TestHTTPReceiverDownMidStream(t *testing.T) {
 		e.appendN(5)
 	}
 	waitFor(t, "a failed attempt", func() bool { s, _ := e.m.Status(d.ID); return s.LastError != "" })
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("port taken meanwhile: %v", err)
-	}
-	r2 := newHTTPReceiver(t, nil, l)
+	r2 := newHTTPReceiver(t, nil, listenAgain(t, addr))
 	waitFor(t, "20 more messages", func() bool { return len(r2.stream().msgs) >= 20 })
 	wantSeq(t, append(r1.stream().msgs, r2.stream().msgs...), 0, 40)
 	r1.check()

@@ -23,7 +23,8 @@ type Ownership interface {
 const reconcileEvery = 5 * time.Second
 
 // Manager runs one delivery worker per drain with a destination that this
-// node owns. Set the fields, then call Run.
+// node owns. Set the fields, then call Run; stop it with Shutdown (or by
+// cancelling Run's context).
 type Manager struct {
 	Config    Config
 	Store     channels.Store
@@ -44,12 +45,72 @@ type Manager struct {
 	retained map[string]bool       // channels whose retention we set
 	ignored  map[int64]string      // unsupported URLs already logged
 	wg       sync.WaitGroup
+
+	// Shutdown (guarded by mu): shut is closed when it starts, abort when
+	// its context ends, done when Run returned.
+	running, shutting bool
+	shut, abort, done chan struct{}
 }
 
-// Run delivers drains until ctx is done, then stops every worker (each
-// finishes or abandons its request in flight within RequestTimeout and
-// stores its position) and returns nil.
+// signals returns the shutdown channels, made on first use.
+func (m *Manager) signals() (shut, abort, done chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shut == nil {
+		m.shut, m.abort, m.done = make(chan struct{}), make(chan struct{}), make(chan struct{})
+	}
+	return m.shut, m.abort, m.done
+}
+
+// Shutdown stops delivery gracefully: the manager stops following the
+// store and ownership, and each worker delivers what its channel's log
+// holds, stores its position and stops. When ctx ends first, the workers
+// stop after the request in flight (at most RequestTimeout) and store
+// their positions; what is undelivered stays in the log for the next run.
+// Shutdown returns once Run has returned (at once if Run was not called;
+// a later Run returns at once): ctx.Err() when the deadline cut delivery
+// short, nil otherwise.
+func (m *Manager) Shutdown(ctx context.Context) error {
+	shut, abort, done := m.signals()
+	m.mu.Lock()
+	first, running := !m.shutting, m.running
+	m.shutting = true
+	m.mu.Unlock()
+	if first {
+		close(shut)
+	}
+	if !running {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	m.mu.Lock()
+	select {
+	case <-abort:
+	default:
+		close(abort)
+	}
+	m.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// Run delivers drains until Shutdown (see there) or until ctx is done;
+// then it stops every worker (each finishes or abandons its request in
+// flight within RequestTimeout and stores its position) and returns nil.
 func (m *Manager) Run(ctx context.Context) error {
+	shut, abort, done := m.signals()
+	m.mu.Lock()
+	if m.running || m.shutting {
+		m.mu.Unlock()
+		return nil // running already, or shut down before it ran
+	}
+	m.running = true
+	m.mu.Unlock()
+	defer close(done)
 	m.init()
 	changes := m.Store.Changes()
 	var owned <-chan struct{}
@@ -63,6 +124,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			m.stopAll()
+			return nil
+		case <-shut:
+			m.finish(ctx, abort)
 			return nil
 		case _, ok := <-changes:
 			if !ok {
@@ -197,9 +261,11 @@ func (m *Manager) start(wd wanted) {
 		m.states[d.ID] = st
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	follow, stopFollowing := context.WithCancel(ctx)
 	w := &worker{
 		m: m, drain: d, url: wd.url, st: st, prev: m.last[d.ID],
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		follow: follow, stopFollowing: stopFollowing,
 		log: m.Logger.With().Int64("drain_id", d.ID).Str("channel_id", d.ChannelID).
 			Str("url", wd.url.URL.Redacted()).Logger(),
 	}
@@ -216,6 +282,25 @@ func (m *Manager) start(wd wanted) {
 		}
 		m.mu.Unlock()
 	}()
+}
+
+// finish lets every worker deliver what its log holds and stop, until ctx
+// is done or abort is closed; then it stops the workers left.
+func (m *Manager) finish(ctx context.Context, abort <-chan struct{}) {
+	for _, w := range m.workers {
+		w.stopFollowing()
+	}
+	finished := make(chan struct{})
+	go func() {
+		m.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+	case <-abort:
+	}
+	m.stopAll() // waits: the goroutine above ends too
 }
 
 func (m *Manager) stopAll() {
@@ -245,7 +330,7 @@ func (m *Manager) Status(id int64) (channels.DrainStatus, bool) {
 		LastSuccess: st.lastOK,
 		Node:        m.cfg.Node,
 	}
-	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.cursor, st.oldest, st.lagMessages, st.lagAt
+	caughtUp, cur, oldest, lag, lagAt := st.caughtUp, st.pos.acked, st.oldest, st.lagMessages, st.lagAt
 	st.mu.Unlock()
 	if !caughtUp && cur.Offset != 0 {
 		s.LagSeconds = lagSeconds(now, oldest)

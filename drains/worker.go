@@ -13,27 +13,25 @@ import (
 )
 
 // drainState is what the manager knows about one drain it delivers. It
-// survives a worker restart (URL change); the running worker is its only
-// writer, Status reads it under mu.
+// survives a worker restart (URL change): the next worker continues from
+// its position. The running worker is its only writer (it changes pos
+// under mu too), Status reads it under mu.
 type drainState struct {
 	id      int64
 	channel string
 	met     *drainMetrics
 
-	mu           sync.Mutex
-	cursor       channels.Cursor // acknowledged position
-	known        bool            // cursor is loaded
-	pending      uint64          // loss not yet reported by an L10 line
-	pendingSince time.Time       //
-	delivered    uint64
-	dropped      uint64
-	lastErr      string
-	lastErrAt    time.Time
-	lastOK       time.Time
-	caughtUp     bool
-	oldest       int64 // ingest time (Unix ns) of the oldest undelivered record, 0: none known
-	lagMessages  uint64
-	lagAt        time.Time // when lagMessages was computed
+	mu          sync.Mutex
+	pos         position
+	delivered   uint64
+	dropped     uint64
+	lastErr     string
+	lastErrAt   time.Time
+	lastOK      time.Time
+	caughtUp    bool
+	oldest      int64 // ingest time (Unix ns) of the oldest undelivered record, 0: none known
+	lagMessages uint64
+	lagAt       time.Time // when lagMessages was computed
 
 	// worker-only fields (no lock)
 	down     bool
@@ -48,7 +46,8 @@ const (
 )
 
 // worker delivers one drain to one destination. It is started by the
-// manager and stopped by cancelling its context.
+// manager and stopped by cancelling its context, or, on Shutdown, by
+// stopFollowing: it then stops once it has delivered what the log holds.
 type worker struct {
 	m     *Manager
 	drain channels.Drain
@@ -60,6 +59,11 @@ type worker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// follow is ctx, also cancelled by stopFollowing: the worker waits
+	// for new messages under it only.
+	follow        context.Context
+	stopFollowing context.CancelFunc
+
 	forget atomic.Bool // stop for good: delete the drain's metrics
 	gone   atomic.Bool // the drain was deleted: do not store its cursor
 
@@ -69,11 +73,7 @@ type worker struct {
 	b    batch
 	msg  []byte // L14 scratch
 
-	cur      channels.Cursor // acknowledged position (mirrors st.cursor)
-	stored   channels.Cursor // last stored position
-	resend   uint64          // records of a stored in-flight batch to re-send first
-	storedAt time.Time
-	lagAt    time.Time
+	lagAt time.Time
 }
 
 func (w *worker) run() {
@@ -95,12 +95,13 @@ func (w *worker) run() {
 	cfg := &w.m.cfg
 	limit := cfg.BatchBytes/32 + 16
 	failures := 0
+	pos := &w.st.pos
 	for w.ctx.Err() == nil {
-		from := w.cur
+		from, exactly := pos.next()
 		lim, maxBytes := limit, w.f.target
-		if w.resend > 0 {
+		if exactly > 0 {
 			// The batch a previous owner had in flight: exactly its records.
-			lim, maxBytes = int(min(w.resend, 1<<20)), 0
+			lim, maxBytes = int(min(exactly, 1<<20)), 0
 		}
 		res, err := w.m.Log.Read(w.ctx, w.drain.ChannelID, from, lim, maxBytes, &w.recs)
 		if err != nil {
@@ -120,28 +121,29 @@ func (w *worker) run() {
 				Msg("channel log history restarted: undelivered messages of the old epoch are lost")
 		}
 		if w.recs.Len() == 0 && res.Missed == 0 {
-			if res.Next != w.cur {
-				w.advance(res.Next)
-			}
+			w.skip(res)
 			w.setCaughtUp()
+			if w.follow.Err() != nil {
+				break // shutting down, and everything is delivered
+			}
 			w.wait(res.Next.Offset)
 			continue
 		}
 		now := w.m.now()
 		w.st.mu.Lock()
-		pending, since := w.st.pending, w.st.pendingSince
+		lost, since := pos.loss()
+		pos.built()
 		w.st.caughtUp = false
 		if w.recs.Len() > 0 {
 			w.st.oldest = w.recs.At(0).Time
 		}
 		w.st.mu.Unlock()
-		w.b.build(w.f, from, &w.recs, res, pending, since, now)
-		w.resend = 0
+		w.b.build(w.f, from, &w.recs, res, lost, since, now)
 		if !w.b.send() {
 			w.complete(outOK) // only unparseable records
 			continue
 		}
-		w.intend(from)
+		w.intend()
 		o, ok := w.deliver()
 		if !ok {
 			break // stopping: the batch is abandoned, its position not acknowledged
@@ -150,35 +152,26 @@ func (w *worker) run() {
 	}
 }
 
-// load sets the starting position: the state's (a restarted worker), the
-// stored one, or, for a new drain, the end of the log (stored at once).
+// load sets the starting position, unless the state has one (a restarted
+// worker continues where the previous one stopped): the stored one, or,
+// for a new drain, the end of the log (stored at once).
 func (w *worker) load() bool {
 	st := w.st
-	st.mu.Lock()
-	c, known := st.cursor, st.known
-	st.mu.Unlock()
-	if known {
-		w.cur = c
-		w.stored, w.storedAt = c, w.m.now()
+	if st.pos.loaded() {
 		return true
 	}
-	defer func() {
-		// A stored batch in flight is re-sent first, as it was (see intend).
-		w.resend, w.cur.Pending = w.cur.Pending, 0
-	}()
 	for k := 0; ; k++ {
 		c, err := w.m.Store.DrainCursor(w.ctx, w.drain.ID)
 		if err == nil && c.Offset == 0 {
 			var info channels.LogInfo
 			if info, err = w.m.Log.Info(w.ctx, w.drain.ChannelID); err == nil {
-				c = channels.Cursor{Epoch: info.Epoch, Offset: info.Next}
+				c = initialCursor(info)
 				err = w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, c)
 			}
 		}
 		if err == nil {
-			w.cur, w.stored, w.storedAt = c, c, w.m.now()
 			st.mu.Lock()
-			st.cursor, st.known = channels.Cursor{Epoch: c.Epoch, Offset: c.Offset}, true
+			st.pos.load(c, w.m.now())
 			st.mu.Unlock()
 			return true
 		}
@@ -245,19 +238,10 @@ func (w *worker) complete(o outcome) {
 	switch {
 	case o == outOK && b.frames > 0:
 		st.delivered += uint64(b.data)
-		if b.l10 > 0 {
-			st.pending, st.pendingSince = 0, time.Time{}
-		}
 	case o == outRejected:
 		st.dropped += uint64(b.data)
-		if st.pending == 0 && b.missed == 0 {
-			st.pendingSince = now
-		} else if b.l10 > 0 {
-			st.pendingSince = b.l10Since
-		}
-		st.pending += b.missed + uint64(b.data)
 	}
-	st.cursor = b.next
+	st.pos.done(b, o, now)
 	st.oldest = 0 // known again at the next read
 	st.mu.Unlock()
 	if o == outOK {
@@ -265,50 +249,44 @@ func (w *worker) complete(o outcome) {
 	} else {
 		met.droppedRejected.Add(float64(b.data))
 	}
-	w.cur = b.next
 	w.storeIfDue(now)
 	w.updateLag(false)
 }
 
-// intend stores, before a batch is sent, the position it starts from and
-// how many records it holds. That one write acknowledges the previous batch
-// and describes the one in flight, so a worker that takes the drain over
-// (after a crash, or on another node) re-sends exactly this batch under
-// the same Logplex-Frame-Id: duplicates stay limited to the unacknowledged
-// batch and receivers can drop them by id. A failed write does not stop
-// delivery (delivery stays at least once).
-func (w *worker) intend(from channels.Cursor) {
-	b := &w.b
-	start := from.Offset
-	if start == 0 || (from.Epoch != "" && from.Epoch != b.next.Epoch) {
-		start = b.first
-	}
-	if b.next.Offset < start {
+// intend stores, before the batch is sent, the position it starts from and
+// how many records it holds (position.intent). That one write acknowledges
+// the previous batch and describes the one in flight, so a worker that
+// takes the drain over (after a crash, or on another node) re-sends
+// exactly this batch under the same Logplex-Frame-Id: duplicates stay
+// limited to the unacknowledged batch and receivers can drop them by id. A
+// failed write does not stop delivery (delivery stays at least once).
+func (w *worker) intend() {
+	st := w.st
+	c, ok := st.pos.intent(&w.b)
+	if !ok {
 		return
 	}
-	c := channels.Cursor{Epoch: b.next.Epoch, Offset: start, Pending: b.next.Offset - start}
 	if err := w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, c); err != nil {
 		if w.ctx.Err() == nil {
 			w.failed("store position", err, false)
 		}
 		return
 	}
-	w.stored, w.storedAt = c, w.m.now()
-	if w.cur.Offset == c.Offset && w.cur.Epoch == "" {
-		// A position taken before the channel's log existed: it is the
-		// batch's epoch now, as stored.
-		w.cur.Epoch = c.Epoch
-	}
+	st.mu.Lock()
+	st.pos.intended(c, w.m.now())
+	st.mu.Unlock()
 }
 
-// advance moves the position without a delivery (an empty read that moved
+// skip moves the position without a delivery (an empty read that moved
 // it, e.g. to a new epoch).
-func (w *worker) advance(c channels.Cursor) {
-	w.cur = c
-	w.st.mu.Lock()
-	w.st.cursor = c
-	w.st.mu.Unlock()
-	w.storeIfDue(w.m.now())
+func (w *worker) skip(res channels.ReadResult) {
+	st := w.st
+	st.mu.Lock()
+	moved := st.pos.skip(res)
+	st.mu.Unlock()
+	if moved {
+		w.storeIfDue(w.m.now())
+	}
 }
 
 func (w *worker) setCaughtUp() {
@@ -333,7 +311,7 @@ func (w *worker) updateLag(force bool) {
 	info, err := w.m.Log.Info(w.ctx, w.drain.ChannelID)
 	st := w.st
 	st.mu.Lock()
-	oldest, cur := st.oldest, st.cursor
+	oldest, cur := st.oldest, st.pos.acked
 	if err == nil {
 		st.lagMessages, st.lagAt = lagOf(info, cur), now
 	}
@@ -364,20 +342,21 @@ func lagSeconds(now time.Time, oldest int64) float64 {
 // wait blocks until the log has a message at next, storing a pending
 // position when it is due.
 func (w *worker) wait(next uint64) {
+	pos := &w.st.pos
 	for {
-		ctx, cancel := w.ctx, context.CancelFunc(func() {})
-		if !w.holds() {
-			due := w.m.cfg.CursorEvery - w.m.now().Sub(w.storedAt)
-			ctx, cancel = context.WithTimeout(w.ctx, max(due, 0))
+		ctx, cancel := w.follow, context.CancelFunc(func() {})
+		if !pos.holds() {
+			due := pos.dueIn(w.m.now(), w.m.cfg.CursorEvery)
+			ctx, cancel = context.WithTimeout(w.follow, max(due, 0))
 		}
 		err := w.m.Log.Wait(ctx, w.drain.ChannelID, next)
 		cancel()
 		switch {
-		case err == nil || w.ctx.Err() != nil:
+		case err == nil || w.follow.Err() != nil:
 			return
 		case ctx.Err() != nil:
 			w.storeIfDue(w.m.now())
-			if !w.holds() {
+			if !pos.holds() {
 				// The store failed: wait a little before trying again.
 				if !w.sleep(w.m.cfg.backoff(0)) {
 					return
@@ -391,38 +370,41 @@ func (w *worker) wait(next uint64) {
 	}
 }
 
+// storeIfDue stores the acknowledged position when it is due
+// (position.due).
 func (w *worker) storeIfDue(now time.Time) {
-	if w.holds() || now.Sub(w.storedAt) < w.m.cfg.CursorEvery {
+	st := w.st
+	c, ok := st.pos.due(now, w.m.cfg.CursorEvery)
+	if !ok {
 		return
 	}
-	if err := w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, w.cur); err != nil {
+	if err := w.m.Store.SetDrainCursor(w.ctx, w.drain.ID, c); err != nil {
 		if w.ctx.Err() == nil {
 			w.failed("store position", err, false)
 		}
 		return
 	}
-	w.stored, w.storedAt = w.cur, now
-}
-
-// holds reports whether the stored position already says where the worker
-// is: the same position, or the same position with the batch in flight
-// from it (an intent, which must survive a stop that abandons the batch).
-func (w *worker) holds() bool {
-	return w.cur.Offset == w.stored.Offset && w.cur.Epoch == w.stored.Epoch
+	st.mu.Lock()
+	st.pos.wrote(c, now)
+	st.mu.Unlock()
 }
 
 // storeFinal stores the position when the worker stops.
 func (w *worker) storeFinal() {
-	if w.gone.Load() || w.holds() || w.cur.Offset == 0 {
+	st := w.st
+	c, ok := st.pos.final()
+	if w.gone.Load() || !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.m.cfg.RequestTimeout)
 	defer cancel()
-	if err := w.m.Store.SetDrainCursor(ctx, w.drain.ID, w.cur); err != nil {
+	if err := w.m.Store.SetDrainCursor(ctx, w.drain.ID, c); err != nil {
 		w.log.Error().Err(err).Msg("store drain position on stop")
 		return
 	}
-	w.stored = w.cur
+	st.mu.Lock()
+	st.pos.wrote(c, w.m.now())
+	st.mu.Unlock()
 }
 
 // sleep waits d or until the worker stops (false).

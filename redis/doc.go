@@ -4,8 +4,10 @@
 // sharded over several servers, a node registry and drain leases.
 //
 // Constructors: OpenStore(ctx, StoreConfig), OpenLog(ctx, LogConfig),
-// OpenNodes(ctx, NodesConfig), OpenLeases(ctx, LeasesConfig). Scripts use
-// keys they compute, so servers must be standalone Redis (not Cluster).
+// OpenNodes(ctx, NodesConfig), OpenLeases(ctx, LeasesConfig), and
+// NewCluster, the channels.Cluster made of a node's registration, leases
+// and log health. Scripts use keys they compute, so servers must be
+// standalone Redis (not Redis Cluster).
 //
 // # Configuration
 //

@@ -25,7 +25,7 @@ const (
 
 func newTestRouter(t testing.TB) (*Router, *embedded.Log) {
 	t.Helper()
-	log, err := embedded.OpenLog(embedded.LogConfig{Default: channels.Retention{Count: 1500}})
+	log, err := embedded.OpenLog(embedded.LogConfig{Dir: t.TempDir(), Default: channels.Retention{Count: 1500}})
 	if err != nil {
 		t.Fatal(err)
 	}

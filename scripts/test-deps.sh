@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs the programs the tests use that Go does not fetch:
-#   redis-server (redis backend tests), rsyslogd + the gtls driver (forwarding
-#   and drain end-to-end tests), logger (injecting messages into rsyslog).
+#   redis-server and redis-cli (redis backend and cluster tests), rsyslogd +
+#   the gtls driver (forwarding and drain end-to-end tests), logger
+#   (injecting messages into rsyslog).
 # Idempotent: does nothing when everything is there. As root it installs what
 # is missing with apt-get; otherwise it prints what is missing and returns 0
-# (the tests that need it skip, except under CI=true where they fail).
+# (the tests that need it skip loudly, except under CI=true where they fail:
+# test/plexustest.Missing).
 set -euo pipefail
 
 missing=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]; }
 
 have redis-server || missing+=(redis-server)
+have redis-cli || missing+=(redis-tools)
 have rsyslogd || missing+=(rsyslog)
 have logger || missing+=(bsdutils)
 # TLS forwarding from rsyslog needs its GnuTLS network stream driver.
@@ -25,7 +28,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-	echo "test-deps: missing ${missing[*]} (not root or no apt-get: not installing; tests that need them will skip)" >&2
+	echo "test-deps: missing ${missing[*]} (not root or no apt-get: not installing; tests that need them will skip, or fail under CI=true)" >&2
 	exit 0
 fi
 

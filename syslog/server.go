@@ -49,7 +49,8 @@ const (
 )
 
 // Server accepts syslog over TCP, TLS and UDP. Set the fields, call Open to
-// bind (addresses may use port 0; Addrs reports the bound ones), then Serve.
+// bind (addresses may use port 0; Addrs reports the bound ones), then Serve;
+// stop it with Shutdown (or Close).
 // Empty addresses are not listened on; TLS is served only when both TLSAddr
 // and TLSConfig are set.
 //
@@ -88,6 +89,7 @@ type Server struct {
 	wg      sync.WaitGroup
 
 	closing  atomic.Bool
+	flushCut atomic.Bool // the shutdown's context ended before the sinks were done
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the shutdown finished
 	closeCh  chan struct{} // closed by Close to end Serve
@@ -117,8 +119,9 @@ const (
 
 var listenerNames = [...]string{lnTCP: "tcp", lnTLS: "tls", lnUDP: "udp"}
 
-// shutdownGrace is how long Close lets sinks flush before their context is
-// cancelled (a variable for tests).
+// shutdownGrace is how long Close (and Serve, when its context ends) lets
+// sinks flush before their context is cancelled (a variable for tests).
+// Shutdown takes the bound from its context instead.
 var shutdownGrace = 10 * time.Second
 
 var errClosing = errors.New("syslog: server closing")
@@ -251,33 +254,49 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	select {
 	case <-ctx.Done():
+		s.Close()
 	case <-s.closeCh:
+		<-s.stopped // Shutdown or Close runs it
 	}
-	s.shutdown()
 	return nil
 }
 
-// Close shuts the server down gracefully: it stops accepting, breaks
-// blocked reads, hands over the complete frames already read, flushes and
-// closes every Sink, and waits for all goroutines. Sinks get 10 s to flush
-// before their context is cancelled.
+// Close is Shutdown with 10 s for the Sinks to flush.
 func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	s.Shutdown(ctx)
+	return nil
+}
+
+// Shutdown shuts the server down gracefully: it stops accepting, breaks
+// blocked reads, hands over the complete frames already read, flushes and
+// closes every Sink, and waits for all goroutines. When ctx ends before
+// the Sinks are done, their Flush context is cancelled (what they hold is
+// lost) and Shutdown returns ctx.Err() once they have returned. Only the
+// first Shutdown or Close shuts down; later ones wait for it.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	opened, serving := s.opened, s.serving
+	opened := s.opened
 	s.mu.Unlock()
 	if !opened {
 		return nil
 	}
-	s.closeOne.Do(func() { close(s.closeCh) })
-	if !serving {
-		s.shutdown()
+	s.shutdown(ctx)
+	if !s.flushCut.Load() {
+		return nil
 	}
-	<-s.stopped
-	return nil
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errFlushCut // by the context of the Shutdown or Close that ran first
 }
 
-func (s *Server) shutdown() {
+var errFlushCut = errors.New("syslog: shutdown deadline passed before every frame read was flushed")
+
+func (s *Server) shutdown(ctx context.Context) {
 	s.stopOnce.Do(func() {
+		s.closeOne.Do(func() { close(s.closeCh) })
 		s.mu.Lock()
 		s.closing.Store(true)
 		s.cancelClose()
@@ -295,9 +314,11 @@ func (s *Server) shutdown() {
 		}
 		s.mu.Unlock()
 
-		grace := time.AfterFunc(shutdownGrace, s.cancelFlush)
+		stop := context.AfterFunc(ctx, s.cancelFlush)
 		s.wg.Wait()
-		grace.Stop()
+		if !stop() {
+			s.flushCut.Store(true)
+		}
 		s.cancelFlush()
 		if s.udpConn != nil {
 			s.udpConn.Close()

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -519,6 +520,45 @@ func TestServerCloseFlushTimeout(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestServerShutdownDeadline: Shutdown takes the flush bound from its
+// context (not the 10 s of Close): a Flush that never returns is cancelled
+// when the context ends, and Shutdown says so; Serve returns.
+func TestServerShutdownDeadline(t *testing.T) {
+	rec := newRecorder()
+	rec.flush = func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	s := &Server{TCPAddr: "127.0.0.1:0", Handler: rec}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background()) }()
+	c := dial(t, s.Addrs().TCP)
+	write(t, c, "5 hello")
+	waitFor(t, "frame handed over", func() bool { return rec.pendingFrames() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown = %v, want the deadline's error", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+	if sinks, closed := rec.counts(); sinks != 1 || closed != 1 {
+		t.Errorf("sinks = %d, closed = %d", sinks, closed)
+	}
+	// A Shutdown whose flushes all completed returns nil.
+	s = &Server{TCPAddr: "127.0.0.1:0", Handler: newRecorder()}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown with nothing to flush = %v", err)
 	}
 }
 

@@ -1,6 +1,9 @@
 package embedded
 
-import "time"
+import (
+	"os"
+	"time"
+)
 
 // Test hooks for package channels_test.
 
@@ -51,4 +54,40 @@ func SetStoreIntervalsForTest(flush, sweep time.Duration) (restore func()) {
 }
 
 // SweepNow runs the age sweep at once (for tests in package channels_test).
-func (l *Log) SweepNow() { l.sweep(nil) }
+func (l *Log) SweepNow() { l.sweep() }
+
+// CrashForTest stops the log as a kill -9 would: no final commit, no
+// checkpoint; the files are closed as the operating system would close
+// them (what was written to them stays, synced or not).
+func (l *Log) CrashForTest() {
+	l.wmu.Lock()
+	l.closed = true
+	l.wmu.Unlock()
+	l.isClosed.Store(true)
+	close(l.stop)
+	// The committer's last commit must not run: stop it by waiting only
+	// for the janitor's exit and abandoning the committer's final sync.
+	l.wg.Wait()
+	l.closeFiles()
+}
+
+// SetWriteForTest replaces the function that writes to segment files.
+func (l *Log) SetWriteForTest(w func(f *os.File, p []byte) (int, error)) {
+	l.wmu.Lock()
+	l.write = w
+	l.wmu.Unlock()
+}
+
+// CommitNow runs a group commit at once.
+func (l *Log) CommitNow() { l.commit() }
+
+// Waiters returns how many readers wait on a channel.
+func (l *Log) Waiters(ch string) int {
+	c := l.lookup(ch)
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.waiters
+}

@@ -12,19 +12,20 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
-	"github.com/plexus-router/plexus/drains"
 )
 
-// backend is the store and log a node runs on, embedded or Redis.
+// backend is what a node runs on, embedded or Redis: the same three
+// contracts either way.
 type backend struct {
-	name      string
-	store     channels.Store
-	log       channels.Log
-	ownership drains.Ownership                                         // nil: this node delivers every drain
-	nodes     func(ctx context.Context) ([]channels.Node, error)       // nil: single node
-	degraded  func() string                                            // nil: never degraded
-	owner     func(ctx context.Context, drainID int64) (string, error) // nil: this node delivers every drain
-	closers   []func() error                                           // in order
+	name    string
+	store   channels.Store
+	log     channels.Log
+	cluster channels.Cluster
+	// closers release the backend in order: the cluster's leases and
+	// registration (so other nodes take the drains over at once), the log
+	// (the embedded log writes its snapshot, the Redis log its buffer),
+	// the store.
+	closers []func() error
 }
 
 func (b *backend) close() error {
@@ -35,16 +36,19 @@ func (b *backend) close() error {
 	return errors.Join(errs...)
 }
 
-func openBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
+// openBackend opens the Redis backend when a Redis URL is configured, the
+// embedded one otherwise. self describes this node (its id and bound API
+// address) to the cluster.
+func openBackend(ctx context.Context, cfg *Config, self channels.Node, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
 	if cfg.RedisURL != "" {
-		return openRedisBackend(ctx, cfg, logger, reg)
+		return openRedisBackend(ctx, cfg, self, logger, reg)
 	}
-	return openEmbeddedBackend(cfg, logger)
+	return openEmbeddedBackend(cfg, self, logger)
 }
 
 // openEmbeddedBackend keeps config in a journal under the data dir and
-// channel logs in memory, snapshotted on clean shutdown.
-func openEmbeddedBackend(cfg *Config, logger zerolog.Logger) (*backend, error) {
+// channel logs in memory, snapshotted on clean shutdown. The node is alone.
+func openEmbeddedBackend(cfg *Config, self channels.Node, logger zerolog.Logger) (*backend, error) {
 	store, err := embedded.OpenStore(filepath.Join(cfg.DataDir, "config"))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
@@ -62,6 +66,7 @@ func openEmbeddedBackend(cfg *Config, logger zerolog.Logger) (*backend, error) {
 		name:    "embedded",
 		store:   store,
 		log:     mlog,
+		cluster: &channels.SingleNode{Node: self},
 		closers: []func() error{mlog.Close, store.Close},
 	}, nil
 }

@@ -49,8 +49,21 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { <-ctx.Done(); stop() }()
 
-	if err := run(ctx, cfg, logger); err != nil {
-		logger.Error().Err(err).Msg("plexus stopped")
+	n := &Node{Config: cfg, Logger: logger}
+	if err := n.Open(ctx); err != nil {
+		logger.Error().Err(err).Msg("plexus did not start")
+		os.Exit(1)
+	}
+	failed := false
+	if err := n.Run(ctx); err != nil {
+		logger.Error().Err(err).Msg("plexus failed: shutting down")
+		failed = true
+	}
+	if err := n.Close(context.Background()); err != nil {
+		logger.Error().Err(err).Msg("shutdown")
+		failed = true
+	}
+	if failed {
 		os.Exit(1)
 	}
 }

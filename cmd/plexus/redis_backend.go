@@ -15,7 +15,7 @@ import (
 // openRedisBackend keeps config in the config Redis (with an in-memory
 // copy on every node) and channel logs in Redis Streams sharded over the
 // shard URLs.
-func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
+func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
 	shards := splitURLs(cfg.ShardURLs)
 	if len(shards) == 0 {
 		shards = []string{cfg.RedisURL}
@@ -39,14 +39,10 @@ func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, r
 		store.Close()
 		return nil, fmt.Errorf("open redis log: %w", err)
 	}
-	addr := cfg.APIURL
-	if addr == "" {
-		addr = cfg.APIAddr
-	}
 	nodes, err := redis.OpenNodes(ctx, redis.NodesConfig{
 		URL:    cfg.RedisURL,
-		ID:     cfg.NodeID,
-		Addr:   addr,
+		ID:     self.ID,
+		Addr:   self.Addr,
 		Logger: logger.With().Str("component", "redis_nodes").Logger(),
 	})
 	if err != nil {
@@ -67,22 +63,13 @@ func openRedisBackend(ctx context.Context, cfg *Config, logger zerolog.Logger, r
 		return nil, fmt.Errorf("drain leases: %w", err)
 	}
 	logger.Info().Str("backend", "redis").Int("shards", len(shards)).Str("node", nodes.ID()).Msg("backend open")
+	cluster := redis.NewCluster(nodes, leases, rlog)
 	return &backend{
-		name:      "redis",
-		store:     store,
-		log:       rlog,
-		ownership: leases,
-		nodes:     nodes.List,
-		owner:     leases.Owner,
-		degraded: func() string {
-			if rlog.Healthy() {
-				return ""
-			}
-			return fmt.Sprintf("redis unreachable: %d bytes of accepted messages buffered locally", rlog.BufferedBytes())
-		},
-		// Leases are released first so other nodes take the drains over
-		// at once; the log's buffer is written before the store closes.
-		closers: []func() error{leases.Close, nodes.Close, rlog.Close, store.Close},
+		name:    "redis",
+		store:   store,
+		log:     rlog,
+		cluster: cluster,
+		closers: []func() error{cluster.Close, rlog.Close, store.Close},
 	}, nil
 }
 

@@ -89,25 +89,16 @@ func TestConfigPropagates(t *testing.T) {
 		t.Errorf("node 3 listed the drain %v after node 1 created it, want within %v", lag, propagation)
 	}
 
-	// Keep probing past the bound, then read what node 3 stored.
-	time.Sleep(time.Until(created.Add(propagation + 200*time.Millisecond)))
-	close(stop)
-	if err := <-probesDone; err != nil {
-		t.Fatalf("probes to node 3: %v", err)
-	}
-	mu.Lock()
-	nprobes := len(sentAt)
-	mu.Unlock()
-
+	// Probes stored in the channel log (read through node 1).
 	var stored map[int]bool
-	waitFor(t, 5*time.Second, fmt.Sprintf("probe %d (the last) in the channel log", nprobes), func() (bool, string) {
+	readStored := func() string {
 		r, err := n1.try("GET", "/v3/channels/"+ch.ID+"/logs?num=1000", nil)
 		if err != nil {
-			return false, err.Error()
+			return err.Error()
 		}
 		frames, err := splitLogsBody(r.Body)
 		if err != nil || r.Status != http.StatusOK {
-			return false, fmt.Sprintf("%v: %s", err, r)
+			return fmt.Sprintf("%v: %s", err, r)
 		}
 		stored = map[int]bool{}
 		for _, f := range frames {
@@ -115,7 +106,24 @@ func TestConfigPropagates(t *testing.T) {
 				stored[k] = true
 			}
 		}
-		return stored[nprobes], fmt.Sprintf("%d of %d probes stored", len(stored), nprobes)
+		return fmt.Sprintf("%d probes stored", len(stored))
+	}
+	// Keep probing until node 3 routes the token (the first probe stored
+	// tells when), then read what node 3 stored.
+	waitFor(t, 10*propagation, "node 3 to store a probe", func() (bool, string) {
+		state := readStored()
+		return len(stored) > 0, state
+	})
+	close(stop)
+	if err := <-probesDone; err != nil {
+		t.Fatalf("probes to node 3: %v", err)
+	}
+	mu.Lock()
+	nprobes := len(sentAt)
+	mu.Unlock()
+	waitFor(t, 5*time.Second, fmt.Sprintf("probe %d (the last) in the channel log", nprobes), func() (bool, string) {
+		state := readStored()
+		return stored[nprobes], fmt.Sprintf("%s of %d sent", state, nprobes)
 	})
 	firstStored := 0
 	for k := 1; k <= nprobes; k++ {

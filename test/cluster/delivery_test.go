@@ -70,6 +70,29 @@ func startSenders(t *testing.T, c *Cluster, token string, quota, batch int, paus
 	return out
 }
 
+// waitSent waits until every sender has had n more messages accepted
+// than when it is called; a sender that fails ends the test.
+func waitSent(t *testing.T, senders []*sender, n int, timeout time.Duration) {
+	t.Helper()
+	base := make([]int64, len(senders))
+	for i, s := range senders {
+		base[i] = s.sent.Load()
+	}
+	waitFor(t, timeout, fmt.Sprintf("%d more messages accepted from each sender", n), func() (bool, string) {
+		var state []string
+		done := true
+		for i, s := range senders {
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			more := s.sent.Load() - base[i]
+			done = done && more >= int64(n)
+			state = append(state, fmt.Sprintf("%s +%d", s.Name, more))
+		}
+		return done, strings.Join(state, ", ")
+	})
+}
+
 // wantAll is every message the senders sent (after they stopped or finished).
 func wantAll(t *testing.T, senders []*sender) *want {
 	t.Helper()
@@ -162,8 +185,8 @@ func TestAllNodesOneDrainOneTail(t *testing.T) {
 		tailOrder = keys(checkTail(t, tl, w, 20*time.Second))
 	})
 	t.Run("drain", func(t *testing.T) {
-		c.needRegistry(t)
-		owner := c.waitSingleOwner(t, ch.ID, d.ID, 5*time.Second, true)
+		c.waitRegistry(t)
+		owner := c.waitSingleOwner(t, ch.ID, d.ID, 5*time.Second)
 		frames, resent, problems := recv.waitComplete(t, "/all", w, 20*time.Second)
 		if len(problems) > 0 {
 			t.Fatalf("drain delivered by %s (%d re-sent batches): %s", owner, resent, strings.Join(first(problems, 20), "; "))

@@ -13,7 +13,7 @@ import (
 func TestNodesList(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, 3, 1)
-	c.needRegistry(t)
+	c.waitRegistry(t)
 	waitNodes := func(timeout time.Duration, want []string) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -45,7 +45,7 @@ func TestNodesList(t *testing.T) {
 func TestDrainOwnerKilled(t *testing.T) {
 	recv := startReceiver(t)
 	c := startCluster(t, 3, 2)
-	c.needRegistry(t)
+	c.waitRegistry(t)
 	recv.watchPIDs(func() []int {
 		var pids []int
 		for _, n := range c.Nodes {
@@ -54,7 +54,7 @@ func TestDrainOwnerKilled(t *testing.T) {
 		return pids
 	})
 	ch, d := prepareChannel(t, c, recv, "failover", "/failover")
-	ownerID := c.waitSingleOwner(t, ch.ID, d.ID, 10*time.Second, true)
+	ownerID := c.waitSingleOwner(t, ch.ID, d.ID, 10*time.Second)
 	owner := c.Node(ownerID)
 	if owner == nil {
 		t.Fatalf("drain status names node %q, not one of the cluster's", ownerID)
@@ -65,16 +65,23 @@ func TestDrainOwnerKilled(t *testing.T) {
 		n := recv.count("/failover")
 		return n >= 1000, fmt.Sprintf("%d delivered", n)
 	})
+	// The check below that the killed node sends nothing after the kill
+	// needs the receiver to attribute requests to processes.
+	if reqs, _ := recv.requests("/failover"); !slices.ContainsFunc(reqs, func(q drainRequest) bool { return q.PID == owner.PID }) {
+		t.Fatalf("none of the %d drain requests is attributed to the owner %s (pid %d): the receiver's lookup in /proc failed", len(reqs), ownerID, owner.PID)
+	}
 	owner.Kill9(t)
 	killedAt := time.Now()
 	t.Logf("killed %s (pid %d), the drain owner, after %d messages were delivered", ownerID, owner.PID, recv.count("/failover"))
-	time.Sleep(2 * time.Second) // senders keep writing to the other nodes
+	// The senders keep writing to the other nodes while the drain has no
+	// owner: 1000 more messages accepted from each (about two seconds).
+	waitSent(t, senders, 1000, 30*time.Second)
 	for _, s := range senders {
 		s.Stop()
 	}
 	w := wantAll(t, senders)
 
-	newOwner := c.waitSingleOwner(t, ch.ID, d.ID, time.Until(killedAt.Add(30*time.Second)), false, ownerID)
+	newOwner := c.waitSingleOwner(t, ch.ID, d.ID, time.Until(killedAt.Add(30*time.Second)), ownerID)
 	_, resent, problems := recv.waitComplete(t, "/failover", w, time.Until(killedAt.Add(30*time.Second)))
 	reqs, _ := recv.requests("/failover")
 	var firstAfter time.Time

@@ -439,28 +439,16 @@ func (n *Node) nodes() ([]string, error) {
 	return ids, nil
 }
 
-// needRegistry skips the test unless GET /v3/nodes on the first node
-// lists the cluster's nodes by their -node-id (the single-node fallback
-// lists the host name only).
-func (c *Cluster) needRegistry(t testing.TB) {
+// waitRegistry waits until GET /v3/nodes on the first node lists every
+// live node of the cluster by its -node-id, and fails the test otherwise:
+// the lease and failover tests rely on the node registry.
+func (c *Cluster) waitRegistry(t testing.TB) {
 	t.Helper()
-	var ids []string
-	var err error
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ids, err = c.Nodes[0].nodes()
-		if err == nil && containsAll(ids, c.liveIDs()) {
-			return
-		}
-		// The single-node fallback lists none of the -node-id values:
-		// no need to wait for registrations.
-		if err == nil && !containsAny(ids, c.liveIDs()) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Skipf("node registry not wired into cmd/plexus yet: GET /v3/nodes on %s answers %q (err %v), want the ids %q",
-		c.Nodes[0].ID, ids, err, c.liveIDs())
+	n := c.Nodes[0]
+	waitFor(t, 10*time.Second, fmt.Sprintf("GET /v3/nodes on %s to list the node ids %q", n.ID, c.liveIDs()), func() (bool, string) {
+		ids, err := n.nodes()
+		return err == nil && containsAll(ids, c.liveIDs()), fmt.Sprintf("ids %q, err %v", ids, err)
+	})
 }
 
 func (c *Cluster) liveIDs() []string {
@@ -498,10 +486,10 @@ func containsAll(have, want []string) bool {
 }
 
 // waitSingleOwner waits until exactly one node reports delivering the
-// drain and returns it. With skipIfShared, a drain reported by several
-// nodes (every node delivers every drain: no leases yet) skips the test.
-// Owners named in not are waited out (a dead node's lease).
-func (c *Cluster) waitSingleOwner(t testing.TB, channelID string, drainID int64, timeout time.Duration, skipIfShared bool, not ...string) string {
+// drain and returns it. Owners named in not are waited out (a dead
+// node's lease). Several nodes reporting the drain at the deadline (two
+// nodes delivering it) or none fails the test.
+func (c *Cluster) waitSingleOwner(t testing.TB, channelID string, drainID int64, timeout time.Duration, not ...string) string {
 	t.Helper()
 	var owners []string
 	var state string
@@ -516,13 +504,13 @@ func (c *Cluster) waitSingleOwner(t testing.TB, channelID string, drainID int64,
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if skipIfShared && len(owners) > 1 {
-		t.Skipf("drain leases not wired into cmd/plexus yet: %d nodes report delivering drain %d (%q)", len(owners), drainID, owners)
+	switch {
+	case len(owners) > 1:
+		t.Fatalf("drain %d is delivered by %d nodes at once (%q) after %v: the drain lease does not hold; %s", drainID, len(owners), owners, timeout, state)
+	case len(owners) == 0:
+		t.Fatalf("drain %d: no node reports delivering it (status.node) within %v: %s", drainID, timeout, state)
 	}
-	if skipIfShared && len(owners) == 0 {
-		t.Skipf("drain ownership not visible: no node reports status.node for drain %d within %v: %s", drainID, timeout, state)
-	}
-	t.Fatalf("drain %d: want exactly one delivering node, got %q after %v: %s", drainID, owners, timeout, state)
+	t.Fatalf("drain %d: still owned by %q after %v, want another node: %s", drainID, owners, timeout, state)
 	return ""
 }
 

@@ -17,18 +17,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 var (
-	binPath  string // the plexus binary built by TestMain
-	rootDir  string // module root (holds go.mod and deploy/)
-	helpText string // `plexus -h`
+	binPath string // the plexus binary built by TestMain
+	rootDir string // module root (holds go.mod and deploy/)
 )
 
 func TestMain(m *testing.M) {
@@ -56,39 +52,16 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	binPath = out
-	h, _ := exec.Command(out, "-h").CombinedOutput() // -h exits non-zero
-	helpText = string(h)
 	code := m.Run()
 	stopLeftovers()
 	return code
 }
 
-// needTools skips the test when redis-server or redis-cli (used by the
-// cluster script) is missing, or fails it when CI=true.
+// needTools ends the test when a program the cluster script runs is
+// missing: a loud skip, a failure under CI=true (plexustest.Missing).
 func needTools(t testing.TB) {
 	t.Helper()
-	for _, tool := range []string{"redis-server", "redis-cli", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("CI=true: %s not found (%v); install it (apt-get install -y redis-server)", tool, err)
-			}
-			t.Skipf("%s not found (%v); skipping the cluster tests", tool, err)
-		}
-	}
-}
-
-// flagDefault returns the default of a duration flag documented by
-// `plexus -h` whose name contains one of the words, e.g. "lease".
-func flagDefault(words ...string) (name string, d time.Duration, ok bool) {
-	re := regexp.MustCompile(`(?m)^\s*-([a-z0-9-]+) .*\(default "([^"]+)"\)`)
-	for _, m := range re.FindAllStringSubmatch(helpText, -1) {
-		for _, w := range words {
-			if strings.Contains(m[1], w) {
-				if v, err := time.ParseDuration(m[2]); err == nil {
-					return m[1], v, true
-				}
-			}
-		}
-	}
-	return "", 0, false
+	plexustest.NeedProgram(t, "redis-server", "redis-server")
+	plexustest.NeedProgram(t, "redis-cli", "redis-tools")
+	plexustest.NeedProgram(t, "bash", "bash")
 }

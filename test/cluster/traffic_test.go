@@ -108,16 +108,6 @@ func (s *sender) stopped() bool {
 	}
 }
 
-// offeredAt is when message n (1-based) was first sent.
-func (s *sender) offeredAt(n int) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n < 1 || n > len(s.offered) {
-		return time.Time{}
-	}
-	return s.offered[n-1]
-}
-
 func (s *sender) markOffered(to int) {
 	now := time.Now()
 	s.mu.Lock()

@@ -93,14 +93,6 @@ func (d *drainReceiver) waitFrames(t testing.TB, n int, timeout time.Duration) [
 	return got
 }
 
-func needDrains(t testing.TB) {
-	t.Helper()
-	needBinary(t)
-	if !drainsWired() {
-		t.Skip("drain delivery is not wired into cmd/plexus yet (plexus -h has no -drain-retention-bytes)")
-	}
-}
-
 func (s *Server) addDrain(t testing.TB, channelID, url string) (id, token string) {
 	t.Helper()
 	r := s.API(t, "POST", "/v2/channels/"+channelID+"/drains", map[string]any{"url": url})
@@ -120,7 +112,6 @@ func (s *Server) addDrain(t testing.TB, channelID, url string) (id, token string
 // kept, fragment dropped, credentials from the URL, Logplex headers, and the
 // body format (no structured data, host "host", token name as APP-NAME).
 func TestHTTPDrain(t *testing.T) {
-	needDrains(t)
 	recv := startDrainReceiver(t, "127.0.0.1:0")
 	s := start(t)
 	ch := s.createChannel(t, "httpdrain", "app")
@@ -165,7 +156,6 @@ func TestHTTPDrain(t *testing.T) {
 // the outage and across a graceful restart of plexus are delivered in
 // order once the receiver is up, then live messages follow.
 func TestDrainOutage(t *testing.T) {
-	needDrains(t)
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s := start(t, "-shutdown-grace", "1s")
 	ch := s.createChannel(t, "outage", "app")
@@ -184,9 +174,9 @@ func TestDrainOutage(t *testing.T) {
 	s.Restart()
 	post(301, 600)
 	recv := startDrainReceiver(t, addr)
-	got := recv.waitFrames(t, 600, 30*time.Second)
+	recv.waitFrames(t, 600, 30*time.Second)
 	post(601, 700)
-	got = recv.waitFrames(t, 700, 15*time.Second)
+	got := recv.waitFrames(t, 700, 15*time.Second)
 	if len(got) != len(want) {
 		t.Fatalf("receiver got %d frames, want %d (duplicates?)", len(got), len(want))
 	}
@@ -200,7 +190,6 @@ func TestDrainOutage(t *testing.T) {
 // TestSyslogDrain checks the syslog drain wire format with a raw TCP
 // listener: "LEN <PRI>1 TS d.<token> APP PROCID - - MSG\n".
 func TestSyslogDrain(t *testing.T) {
-	needDrains(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -82,7 +81,6 @@ func start(t testing.TB, extra ...string) *Server {
 // startEnv is start with extra environment variables (NAME=value).
 func startEnv(t testing.TB, env []string, extra ...string) *Server {
 	t.Helper()
-	needBinary(t)
 	if strings.HasPrefix(t.Name(), redisPrefix) && !containsFlag(extra, "-redis-url") {
 		// Tests run under TestRedis use the Redis backend, each with its
 		// own redis-server.
@@ -318,11 +316,4 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// testContext is a context cancelled at the end of the test or after d.
-func testContext(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -17,32 +17,6 @@ import (
 	"github.com/plexus-router/plexus/test/plexustest"
 )
 
-// lookTool finds a program in PATH or the sbin directories (rsyslogd lives
-// in /usr/sbin, which a non-root PATH may lack).
-func lookTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"} {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p
-		}
-	}
-	return ""
-}
-
-// needTool returns the path of a program, skipping the test when it is
-// missing (failing under CI=true, where scripts/test-deps.sh installs it).
-func needTool(t testing.TB, name, pkg string) string {
-	t.Helper()
-	p := lookTool(name)
-	if p == "" {
-		skipOrFail(t, "%s not installed (package %s; scripts/test-deps.sh installs it)", name, pkg)
-	}
-	return p
-}
-
 // rsyslogModule reports whether rsyslog has a loadable module (e.g. the
 // gtls network stream driver).
 func rsyslogModule(name string) bool {
@@ -65,7 +39,7 @@ type rsyslogd struct {
 // `rsyslogd -n -f conf -i pidfile` in dir until the test ends.
 func startRsyslog(t testing.TB, dir, conf string) *rsyslogd {
 	t.Helper()
-	bin := needTool(t, "rsyslogd", "rsyslog")
+	bin := plexustest.NeedProgram(t, "rsyslogd", "rsyslog")
 	confFile := filepath.Join(dir, "rsyslog.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -157,8 +131,8 @@ var omfwdActionRE = regexp.MustCompile(`(?s)action\(type="omfwd"[^)]*\)`)
 // procid and message: octet-counted TCP as documented, newline framing
 // (the documented variant: without TCP_Framing) and TLS.
 func TestRsyslogForwarding(t *testing.T) {
-	needTool(t, "rsyslogd", "rsyslog")
-	logger := needTool(t, "logger", "bsdutils")
+	plexustest.NeedProgram(t, "rsyslogd", "rsyslog")
+	logger := plexustest.NeedProgram(t, "logger", "bsdutils")
 	dir := t.TempDir()
 	certFile, keyFile, _ := selfSignedCert(t, dir, "localhost", "127.0.0.1")
 	s := start(t, "-tls-cert", certFile, "-tls-key", keyFile)
@@ -225,7 +199,7 @@ input(type="imuxsock" Socket=%q CreatePath="on")
 	})
 	t.Run("tls", func(t *testing.T) {
 		if !rsyslogModule("lmnsd_gtls") {
-			skipOrFail(t, "rsyslog's gtls driver is not installed (package rsyslog-gnutls)")
+			plexustest.Missing(t, "rsyslog's gtls network stream driver (lmnsd_gtls)", "rsyslog-gnutls")
 		}
 		run(t, func(tok string) string {
 			conf := substitute(t, snippet,
@@ -250,7 +224,7 @@ input(type="imuxsock" Socket=%q CreatePath="on")
 // the token in structured data, newline-framed with the token as APP-NAME,
 // and UDP.
 func TestLoggerDirect(t *testing.T) {
-	logger := needTool(t, "logger", "bsdutils")
+	logger := plexustest.NeedProgram(t, "logger", "bsdutils")
 	s := start(t)
 	ch := s.createChannel(t, "logger", "app")
 	tok := ch.Tokens["app"]
@@ -291,11 +265,7 @@ func freePort(t testing.TB) int {
 // rsyslogd (imtcp → omfile) and checks that the file receives every message
 // ingested, in order, with the drain token as HOSTNAME.
 func TestRsyslogDrainReceiver(t *testing.T) {
-	needBinary(t)
-	if !drainsWired() {
-		t.Skip("drain delivery is not wired into cmd/plexus yet (plexus -h has no -drain-retention-bytes)")
-	}
-	needTool(t, "rsyslogd", "rsyslog")
+	plexustest.NeedProgram(t, "rsyslogd", "rsyslog")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "drain.log")
 	p := freePort(t)

@@ -1,8 +1,10 @@
 // Package plexustest holds what the end-to-end suites (test/e2e,
-// test/cluster) share: finding the module to build the binary from, and a
-// decoder of the octet-counted frames drain receivers get. The decoder is
-// written from RFC 6587 and Logplex's drain format, independently of the
-// encoders in the product, so a test can catch an encoder bug.
+// test/cluster) share: finding the module to build the binary from, a
+// decoder of the octet-counted frames drain receivers get, and the one rule
+// for a missing external program (NeedProgram, Missing), which test/redistest
+// follows too. The decoder is written from RFC 6587 and Logplex's drain
+// format, independently of the encoders in the product, so a test can catch
+// an encoder bug.
 package plexustest
 
 import (

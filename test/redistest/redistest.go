@@ -5,9 +5,9 @@
 // port instead (for tests that spawn other processes). Both wait until the
 // server answers PING and register a cleanup that kills it by PID.
 //
-// When the redis-server binary is missing the test is skipped, or fails
-// when the environment variable CI is "true". REDIS_SERVER names another
-// binary.
+// When the redis-server binary is missing the test is skipped loudly, or
+// fails when the environment variable CI is "true" (plexustest.Missing).
+// REDIS_SERVER names another binary.
 package redistest
 
 import (
@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/plexus-router/plexus/test/plexustest"
 )
 
 // Server is one redis-server process (restartable on the same address).
@@ -77,13 +79,7 @@ func newServer(t testing.TB, network string) *Server {
 	if bin == "" {
 		bin = "redis-server"
 	}
-	path, err := exec.LookPath(bin)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redistest: redis-server not found (%v); install it (apt-get install -y redis-server)", err)
-		}
-		t.Skipf("redistest: redis-server not found (%v); skipping", err)
-	}
+	path := plexustest.NeedProgram(t, bin, "redis-server")
 	return &Server{bin: path, network: network}
 }
 
