@@ -3,6 +3,7 @@ module github.com/plexus-router/plexus
 go 1.26.8
 
 require (
+	github.com/google/renameio/v2 v2.0.2
 	github.com/google/uuid v1.6.0
 	github.com/gorilla/mux v1.8.1
 	github.com/influxdata/go-syslog/v3 v3.0.0

@@ -6,9 +6,10 @@
 // Server-Sent Events), and GET /metrics. Server.LogsHandler serves the HTTP
 // log input (POST /logs) and its healthcheck.
 //
-// Status codes, bodies and content types follow Logplex (see
-// logplex-compat.md). Where Plexus deliberately differs, the handler says so
-// in a comment starting with "Logplex:".
+// Status codes, bodies and content types follow Logplex (the routes are
+// described in docs/api.md, the deliberate differences in its "Differences
+// from Logplex" section). Where Plexus differs, the handler says so in a
+// comment starting with "Logplex:".
 //
 // Sessions and tails are cursors over the channel log: the history is read
 // up to a cursor and the tail continues from exactly that cursor, so there

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Metrics counts what the HTTP side does.
@@ -20,28 +21,29 @@ type Metrics struct {
 
 // NewMetrics registers the HTTP metrics with reg (nil: unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		logsRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		logsRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_http_logs_requests_total",
 			Help: "POST /logs requests, by status code.",
 		}, []string{"code"}),
-		logsMessages: prometheus.NewCounter(prometheus.CounterOpts{
+		logsMessages: f.NewCounter(prometheus.CounterOpts{
 			Name: "plexus_http_logs_messages_total",
 			Help: "Messages stored from POST /logs requests.",
 		}),
-		tailSessions: prometheus.NewGauge(prometheus.GaugeOpts{
+		tailSessions: f.NewGauge(prometheus.GaugeOpts{
 			Name: "plexus_tail_sessions",
 			Help: "Sessions currently following live messages.",
 		}),
-		sessionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+		sessionsCreated: f.NewCounter(prometheus.CounterOpts{
 			Name: "plexus_sessions_created_total",
 			Help: "Sessions created (legacy and v3 routes).",
 		}),
-		sessionUnparseable: prometheus.NewCounter(prometheus.CounterOpts{
+		sessionUnparseable: f.NewCounter(prometheus.CounterOpts{
 			Name: "plexus_session_unparseable_total",
 			Help: "Stored messages a session skipped because they do not parse as RFC 5424 with MSGID and SD (never shown, as in Logplex).",
 		}),
-		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		apiRequests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_api_requests_total",
 			Help: "Management API requests, by route template and status code.",
 		}, []string{"route", "code"}),
@@ -49,10 +51,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	for _, code := range []int{204, 400, 401, 403, 404, 405, 406, 413, 415, 500, 503} {
 		m.logsByCode[code] = m.logsRequests.WithLabelValues(strconv.Itoa(code))
-	}
-	if reg != nil {
-		reg.MustRegister(m.logsRequests, m.logsMessages, m.tailSessions, m.sessionsCreated,
-			m.sessionUnparseable, m.apiRequests)
 	}
 	return m
 }

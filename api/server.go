@@ -19,6 +19,7 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/router"
+	"github.com/plexus-router/plexus/syslog"
 )
 
 // Status is the mode of an API: Logplex's LEGACY_API_STATUS and API_STATUS.
@@ -30,17 +31,6 @@ const (
 	StatusReadOnly Status = "read_only"
 	StatusDisabled Status = "disabled"
 )
-
-// ParseStatus parses "normal", "read_only" or "disabled" ("" is normal).
-func ParseStatus(s string) (Status, error) {
-	switch st := Status(strings.ToLower(strings.TrimSpace(s))); st {
-	case "", StatusNormal:
-		return StatusNormal, nil
-	case StatusReadOnly, StatusDisabled:
-		return st, nil
-	}
-	return "", errors.New("api status must be normal, read_only or disabled")
-}
 
 // Config holds the settings of the HTTP side. Zero fields take the defaults
 // documented on each field.
@@ -59,10 +49,10 @@ type Config struct {
 	DenyTails    bool   // sessions never tail; POST /v3/sessions answers 503
 
 	MaxDrains     int           // drains with a URL per channel (6); negative: no limit
-	History       int           // most lines a session's history serves (1500)
+	History       int           // most lines a session's history serves (channels.DefaultHistory)
 	SessionTTL    time.Duration // session lifetime (360 s)
 	MaxBody       int64         // POST /logs body limit, also after gunzip (8 MiB)
-	MaxFrame      int           // largest octet-counted frame payload (10240)
+	MaxFrame      int           // largest octet-counted frame payload (syslog.DefaultMaxFrame)
 	AppendTimeout time.Duration // how long POST /logs waits for log admission before 503 (2 s)
 
 	SessionWait time.Duration // how long GET /sessions/{id} waits for an unknown session to appear (5 s)
@@ -74,10 +64,8 @@ type Config struct {
 const (
 	DefaultAPIURL        = "http://localhost:8001"
 	DefaultMaxDrains     = 6
-	DefaultHistory       = 1500
 	DefaultSessionTTL    = 360 * time.Second
 	DefaultMaxBody       = 8 << 20
-	DefaultMaxFrame      = 10240
 	DefaultAppendTimeout = 2 * time.Second
 	DefaultSessionWait   = 5 * time.Second
 	DefaultHeartbeat     = 15 * time.Second
@@ -106,7 +94,7 @@ func (c Config) withDefaults() Config {
 		c.MaxDrains = 0 // the store's "no limit"
 	}
 	if c.History <= 0 {
-		c.History = DefaultHistory
+		c.History = channels.DefaultHistory
 	}
 	if c.SessionTTL <= 0 {
 		c.SessionTTL = DefaultSessionTTL
@@ -115,7 +103,7 @@ func (c Config) withDefaults() Config {
 		c.MaxBody = DefaultMaxBody
 	}
 	if c.MaxFrame <= 0 {
-		c.MaxFrame = DefaultMaxFrame
+		c.MaxFrame = syslog.DefaultMaxFrame
 	}
 	if c.AppendTimeout <= 0 {
 		c.AppendTimeout = DefaultAppendTimeout

@@ -19,17 +19,32 @@ const (
 	CodeUnavailable              // temporarily unable (backend down, buffer full, booting)
 )
 
-// Error is the one error type of the domain.
+// Error is the one error type of the domain. Message is what callers
+// (and API clients) see; Err, when set, is the underlying cause, for
+// errors.Is and errors.As.
 type Error struct {
 	Code    Code
 	Message string
+	Err     error
 }
 
 func (e *Error) Error() string { return e.Message }
 
-// Errorf builds an *Error.
+// Unwrap returns the cause (nil when there is none).
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf builds an *Error with fmt.Errorf's formatting: the operands of %w
+// verbs become its cause.
 func Errorf(code Code, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	e := &Error{Code: code, Message: err.Error()}
+	switch w := err.(type) {
+	case interface{ Unwrap() error }: // one %w
+		e.Err = w.Unwrap()
+	case interface{ Unwrap() []error }: // several
+		e.Err = err
+	}
+	return e
 }
 
 // ErrorCode returns the Code of err: the Code of the first *Error in its

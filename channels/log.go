@@ -59,9 +59,13 @@ type Log interface {
 	Close() error
 }
 
+// DefaultHistory is how many messages of a channel are kept and served as
+// history by default: 1500, as Logplex serves.
+const DefaultHistory = 1500
+
 // DefaultRetention is the retention of a channel without its own: the
-// newest 1500 messages, what Logplex serves as history.
-var DefaultRetention = Retention{Count: 1500}
+// newest DefaultHistory messages.
+var DefaultRetention = Retention{Count: DefaultHistory}
 
 // Retention bounds a channel log. A message is dropped when it is outside
 // Count, Bytes or Age, except that the newest Keep messages stay unless

@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -78,21 +79,30 @@ func TestMatchPS(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
-	if tok := NewToken(); !IsTokenID(tok) {
+	if tok := NewToken(); len(tok) != 38 || tok[:2] != "t." || !IsSessionID(tok[2:]) {
 		t.Errorf("NewToken() = %q is not a token id", tok)
 	}
-	for _, s := range []string{"t.feff49f1-4d55-4c9e-aee1-2d2b10e69b42", "t.FEFF49F1-4D55-4C9E-AEE1-2D2B10E69B42"} {
-		if !IsTokenID(s) {
-			t.Errorf("IsTokenID(%q) = false", s)
+	if id := NewSessionID(); !IsSessionID(id) {
+		t.Errorf("NewSessionID() = %q is not a session id", id)
+	}
+	for _, s := range []string{"feff49f1-4d55-4c9e-aee1-2d2b10e69b42", "FEFF49F1-4D55-4C9E-AEE1-2D2B10E69B42"} {
+		if !IsSessionID(s) {
+			t.Errorf("IsSessionID(%q) = false", s)
 		}
 	}
-	for _, s := range []string{"", "t.", "d.feff49f1-4d55-4c9e-aee1-2d2b10e69b42", "t.feff49f1-4d55-4c9e-aee1-2d2b10e69b4", "t.feff49f1x4d55-4c9e-aee1-2d2b10e69b42"} {
-		if IsTokenID(s) {
-			t.Errorf("IsTokenID(%q) = true", s)
+	for _, s := range []string{"", "feff49f1-4d55-4c9e-aee1-2d2b10e69b4", "feff49f1x4d55-4c9e-aee1-2d2b10e69b42",
+		"feff49f14d554c9eaee12d2b10e69b42", "{feff49f1-4d55-4c9e-aee1-2d2b10e69b42}", "urn:uuid:feff49f1-4d55-4c9e-aee1-2d2b10e69b42",
+		"feff49f1-4d55-4c9e-aee1-2d2b10e69b4g"} {
+		if IsSessionID(s) {
+			t.Errorf("IsSessionID(%q) = true", s)
 		}
 	}
-	if id, pass := NewCredID(), NewCredPass(); len(id) != 32 || len(pass) != 64 || id == pass[:32] {
+	if id, pass := NewCredID(), NewCredPass(); len(id) != 32 || len(pass) != 64 || id == pass[:32] ||
+		strings.ToUpper(id) != id || strings.ToUpper(pass) != pass {
 		t.Errorf("cred id %q pass %q", id, pass)
+	}
+	if a, b := RandomHex(3), RandomHex(3); len(a) != 6 || strings.Trim(a, "0123456789abcdef") != "" || a == b && a == RandomHex(3) {
+		t.Errorf("RandomHex(3) = %q, %q", a, b)
 	}
 	if d := NewDrainToken(); len(d) != 38 || d[:2] != "d." {
 		t.Errorf("NewDrainToken() = %q", d)

@@ -100,17 +100,18 @@ func NewDrainToken() string { return "d." + uuid.NewString() }
 func NewSessionID() string { return uuid.NewString() }
 
 // NewCredID returns 32 uppercase hex characters (16 random bytes).
-func NewCredID() string { return randomHex(16) }
+func NewCredID() string { return strings.ToUpper(RandomHex(16)) }
 
 // NewCredPass returns 64 uppercase hex characters (32 random bytes).
-func NewCredPass() string { return randomHex(32) }
+func NewCredPass() string { return strings.ToUpper(RandomHex(32)) }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes (crypto/rand) as 2n lowercase hex
+// characters: the one source of the random ids that have no format of
+// their own (log epochs, writer and node ids).
+func RandomHex(n int) string {
 	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return strings.ToUpper(hex.EncodeToString(b))
+	rand.Read(b) // never returns an error (Go 1.24+: it crashes instead)
+	return hex.EncodeToString(b)
 }
 
 // Redact shortens a secret for logs: "t.feff49f1-…".
@@ -121,33 +122,9 @@ func Redact(secret string) string {
 	return secret[:10] + "…"
 }
 
-// IsTokenID reports whether s looks like a token id: "t." followed by a UUID.
-func IsTokenID(s string) bool {
-	return len(s) == 38 && s[0] == 't' && s[1] == '.' && isUUID(s[2:])
-}
-
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// IsSessionID reports whether s is a session id (a 36-character UUID).
-func IsSessionID(s string) bool { return isUUID(s) }
+// IsSessionID reports whether s is a session id: a UUID in its 36-character
+// form (hex digits in either case).
+func IsSessionID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
 
 // SortTokens sorts tokens by name, then id.
 func SortTokens(ts []Token) {

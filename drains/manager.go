@@ -256,7 +256,8 @@ func (m *Manager) start(wd wanted) {
 	m.mu.Lock()
 	st := m.states[d.ID]
 	if st == nil {
-		st = &drainState{id: d.ID, channel: d.ChannelID, met: m.metrics.forDrain(d.ID)}
+		st = &drainState{id: d.ID, channel: d.ChannelID, met: m.metrics.forDrain(d.ID),
+			stateLog: zerolog.BurstSampler{Burst: 1, Period: stateLogEvery}}
 		m.states[d.ID] = st
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Metrics are the drain manager's Prometheus metrics, labelled by drain id.
@@ -36,38 +37,36 @@ const (
 // NewMetrics creates the metrics and registers them with reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+		delivered: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_drain_delivered_total",
 			Help: "Messages delivered to a drain (acknowledged), L10 lines excluded.",
 		}, []string{"drain_id"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_drain_dropped_total",
 			Help: "Messages a drain lost: evicted by retention before delivery, rejected by the endpoint (HTTP 4xx), or unparseable.",
 		}, []string{"drain_id", "reason"}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_drain_requests_total",
 			Help: "Delivery attempts (HTTP requests, syslog writes) by result: ok, rejected, retry, error.",
 		}, []string{"drain_id", "result"}),
-		lagMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		lagMessages: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "plexus_drain_lag_messages",
 			Help: "Messages in the channel log not yet delivered to the drain.",
 		}, []string{"drain_id"}),
-		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		lagSeconds: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "plexus_drain_lag_seconds",
 			Help: "Age of the oldest message not yet delivered to the drain (0 when caught up).",
 		}, []string{"drain_id"}),
-		l14: prometheus.NewCounterVec(prometheus.CounterOpts{
+		l14: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_drain_l14_total",
 			Help: "L14 (certificate validation) notices appended to a drain's channel log.",
 		}, []string{"drain_id"}),
-		unsupported: prometheus.NewGauge(prometheus.GaugeOpts{
+		unsupported: f.NewGauge(prometheus.GaugeOpts{
 			Name: "plexus_drains_unsupported",
 			Help: "Drains with a destination this node cannot deliver to (ignored).",
 		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.delivered, m.dropped, m.requests, m.lagMessages, m.lagSeconds, m.l14, m.unsupported)
 	}
 	return m
 }

@@ -36,23 +36,7 @@ type drainState struct {
 	// worker-only fields (no lock)
 	down     bool
 	l14Sent  bool
-	stateLog limiter
-}
-
-// limiter lets one event through per interval and counts the others.
-type limiter struct {
-	last       time.Time
-	suppressed int
-}
-
-func (l *limiter) allow(now time.Time, every time.Duration) (bool, int) {
-	if !l.last.IsZero() && now.Sub(l.last) < every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
+	stateLog zerolog.BurstSampler // "drain down"/"drain up": one line per stateLogEvery
 }
 
 const (
@@ -451,13 +435,12 @@ func (w *worker) failed(op string, err error, down bool) {
 		return
 	}
 	st.down = st.down || down
-	if ok, n := st.stateLog.allow(now, stateLogEvery); ok {
-		ev := w.log.Warn().Err(err).Int("suppressed", n)
-		if down {
-			ev.Msg("drain down: " + op)
-		} else {
-			ev.Msg("drain: " + op)
-		}
+	log := w.log.Sample(&st.stateLog)
+	ev := log.Warn().Err(err) // nil (a no-op) when sampled out
+	if down {
+		ev.Msg("drain down: " + op)
+	} else {
+		ev.Msg("drain: " + op)
 	}
 }
 
@@ -470,9 +453,8 @@ func (w *worker) succeeded() {
 	st.l14Sent = false
 	if st.down {
 		st.down = false
-		if ok, n := st.stateLog.allow(now, stateLogEvery); ok {
-			w.log.Info().Int("suppressed", n).Msg("drain up")
-		}
+		log := w.log.Sample(&st.stateLog)
+		log.Info().Msg("drain up")
 	}
 }
 

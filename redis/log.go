@@ -2,8 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
@@ -28,7 +25,8 @@ type LogConfig struct {
 	// channels.DefaultRetention).
 	Default channels.Retention
 	// BufferBytes bounds, per shard, the accepted messages not yet written
-	// (default 64 MiB). When full, Append waits until its context is done.
+	// (default DefaultBufferBytes). When full, Append waits until its
+	// context is done.
 	BufferBytes int64
 	// FlushInterval is how long a shard writer waits for more messages
 	// before writing (default 1 ms); FlushMessages pending messages start
@@ -67,12 +65,15 @@ type LogConfig struct {
 	Now func() time.Time
 }
 
+// DefaultBufferBytes is the default of LogConfig.BufferBytes.
+const DefaultBufferBytes = 256 << 20
+
 func (c *LogConfig) setDefaults() {
 	if c.Default == (channels.Retention{}) {
 		c.Default = channels.DefaultRetention
 	}
 	if c.BufferBytes <= 0 {
-		c.BufferBytes = 64 << 20
+		c.BufferBytes = DefaultBufferBytes
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Millisecond
@@ -156,8 +157,8 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		cfg:         cfg,
 		log:         cfg.Logger.With().Str("component", "redis_log").Logger(),
 		picker:      newShardPicker(len(cfg.ShardURLs)),
-		writerField: "w:" + randomHex(8),
-		epochBase:   randomHex(6),
+		writerField: "w:" + channels.RandomHex(8),
+		epochBase:   channels.RandomHex(6),
 		ret:         map[string]channels.Retention{},
 		stop:        make(chan struct{}),
 	}
@@ -180,14 +181,6 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	l.wg.Add(1)
 	go l.sweeper()
 	return l, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
 }
 
 // newEpoch returns an epoch id unique to this node and call.
@@ -591,9 +584,7 @@ func unavailable(op string, err error) error {
 		return err
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return channels.Errorf(channels.CodeUnavailable, "%s: %v", op, err)
+		return channels.Errorf(channels.CodeUnavailable, "%s: %w", op, err)
 	}
-	return channels.Errorf(channels.CodeUnavailable, "%s: redis: %v", op, err)
+	return channels.Errorf(channels.CodeUnavailable, "%s: redis: %w", op, err)
 }
-
-var _ = goredis.Nil

@@ -75,7 +75,7 @@ func (s *shard) read(ctx context.Context, channelID string, from channels.Cursor
 		if efirst, elast, d, ok := s.cache.find(channelID, m.epoch, next); ok {
 			nx, full, err := addRecords(dst, efirst, next, d, limit, maxBytes)
 			if err != nil {
-				return channels.ReadResult{}, channels.Errorf(channels.CodeInternal, "read channel %s: entry %d: %v", channelID, elast, err)
+				return channels.ReadResult{}, channels.Errorf(channels.CodeInternal, "read channel %s: entry %d: %w", channelID, elast, err)
 			}
 			if nx == next && !full {
 				nx = elast + 1 // nothing at or after next in it
@@ -120,7 +120,7 @@ func (s *shard) read(ctx context.Context, channelID string, from channels.Cursor
 				d, _ := e.Values["d"].(string)
 				nx, f, err := addRecords(dst, last-n+1, next, d, limit, maxBytes)
 				if err != nil {
-					return channels.ReadResult{}, channels.Errorf(channels.CodeInternal, "read channel %s: entry %s: %v", channelID, e.ID, err)
+					return channels.ReadResult{}, channels.Errorf(channels.CodeInternal, "read channel %s: entry %s: %w", channelID, e.ID, err)
 				}
 				if nx == next && !f {
 					nx = last + 1

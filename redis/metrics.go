@@ -1,6 +1,9 @@
 package redis
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics are the Redis backend's Prometheus metrics, labelled by shard
 // (its index in the sorted shard list). A nil *Metrics records nothing.
@@ -16,35 +19,33 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	label := []string{"shard"}
 	m := &Metrics{
-		bufferBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		bufferBytes: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "plexus_redis_buffer_bytes",
 			Help: "Bytes of accepted messages not yet written to the shard.",
 		}, label),
-		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		writeErrors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_redis_write_errors_total",
 			Help: "Failed write rounds to the shard (each is retried).",
 		}, label),
-		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+		flushes: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_redis_flushes_total",
 			Help: "Write rounds (pipelines of stream appends) completed.",
 		}, label),
-		bufferFull: prometheus.NewCounterVec(prometheus.CounterOpts{
+		bufferFull: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_redis_buffer_full_total",
 			Help: "Appends refused with ErrLogFull because the buffer stayed full until their deadline.",
 		}, label),
-		written: prometheus.NewCounterVec(prometheus.CounterOpts{
+		written: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_redis_messages_written_total",
 			Help: "Messages written to the shard.",
 		}, label),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_redis_messages_dropped_total",
 			Help: "Accepted messages given up after repeated non-retryable errors or at shutdown.",
 		}, label),
-	}
-	if reg != nil {
-		reg.MustRegister(m.bufferBytes, m.writeErrors, m.flushes, m.bufferFull, m.written, m.dropped)
 	}
 	return m
 }

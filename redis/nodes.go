@@ -83,7 +83,7 @@ func OpenNodes(ctx context.Context, cfg NodesConfig) (*Nodes, error) {
 		if host == "" {
 			host = "node"
 		}
-		cfg.ID = host + "-" + randomHex(3)
+		cfg.ID = host + "-" + channels.RandomHex(3)
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = time.Second

@@ -104,7 +104,7 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	case <-s.readyCh:
 		return nil
 	case <-ctx.Done():
-		return channels.Errorf(channels.CodeUnavailable, "configuration not loaded: %v", ctx.Err())
+		return channels.Errorf(channels.CodeUnavailable, "configuration not loaded: %w", ctx.Err())
 	case <-s.ctx.Done():
 		return channels.ErrClosed
 	}
@@ -120,7 +120,7 @@ func (s *Store) begin(ctx context.Context) error {
 		return channels.ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return channels.Errorf(channels.CodeUnavailable, "%v", err)
+		return channels.Errorf(channels.CodeUnavailable, "%w", err)
 	}
 	return s.WaitReady(ctx)
 }
@@ -389,29 +389,6 @@ func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, 
 		return ch, toks, created, nil
 	}
 	return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInternal, "could not allocate unique tokens")
-}
-
-// SetChannelFlags replaces a channel's flags ("no_tail", "no_redis"), an
-// operator action (ErrChannelNotFound).
-func (s *Store) SetChannelFlags(ctx context.Context, id string, flags []string) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	res, err := s.run(ctx, setChannelFlagsScript, id, formatFlags(flags))
-	if err != nil {
-		return unavailable("set channel flags", err)
-	}
-	v := toUint(res)
-	if v == 0 {
-		return channels.ErrChannelNotFound
-	}
-	ch, _ := s.reg.Channel(id)
-	ch.ID = id
-	ch.Flags = parseFlags(formatFlags(flags))
-	s.applyMu.Lock()
-	s.applyChannel(v, ch)
-	s.applyMu.Unlock()
-	return nil
 }
 
 // Channel implements channels.Store.

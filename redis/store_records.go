@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"slices"
 	"strconv"
 	"strings"
 
@@ -37,14 +36,8 @@ func parseKey(key string) (keyKind, string) {
 	return kindOther, ""
 }
 
-// formatFlags stores flags as Logplex does: sorted, joined by ':'.
-func formatFlags(flags []string) string {
-	f := slices.Clone(flags)
-	slices.Sort(f)
-	f = slices.Compact(f)
-	return strings.Join(f, ":")
-}
-
+// parseFlags splits channel flags as Logplex stores them: joined by ':'
+// (set by operators in the ch:<id>:data hash).
 func parseFlags(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ":") {

@@ -21,13 +21,11 @@ const (
 	cursorsKey    = "plexus:drain_cursors"
 )
 
-func channelKey(id string) string       { return "ch:" + id + ":data" }
-func channelTokensKey(id string) string { return "ch:" + id + ":tokens" }
-func channelDrainsKey(id string) string { return "ch:" + id + ":drains" }
-func tokenKey(id string) string         { return "tok:" + id + ":data" }
-func drainKey(id string) string         { return "drain:" + id + ":data" }
-func credKey(id string) string          { return "cred:" + id }
-func sessionKey(id string) string       { return "session:" + id }
+func channelKey(id string) string { return "ch:" + id + ":data" }
+func tokenKey(id string) string   { return "tok:" + id + ":data" }
+func drainKey(id string) string   { return "drain:" + id + ":data" }
+func credKey(id string) string    { return "cred:" + id }
+func sessionKey(id string) string { return "session:" + id }
 
 const storeLuaPrelude = `
 local function version()
@@ -149,14 +147,6 @@ for _, tn in ipairs(toks) do
   out[#out+1] = tn[2]
 end
 return out
-`)
-
-// setChannelFlagsScript: ARGV id, flags. Returns version or 0 (no channel).
-var setChannelFlagsScript = goredis.NewScript(storeLuaPrelude + `
-local ck = 'ch:' .. ARGV[1] .. ':data'
-if redis.call('EXISTS', ck) == 0 then return 0 end
-redis.call('HSET', ck, 'flags', ARGV[2])
-return notify({ck})
 `)
 
 // deleteChannelScript: ARGV id, number of token ids k, k token ids, then

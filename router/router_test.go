@@ -151,22 +151,45 @@ func TestCommitEmptiesIngester(t *testing.T) {
 
 var benchMsg = []byte("<134>1 2026-11-21T10:00:00.000000Z bench.host " + tokApp + " web.1 - - " + strings.Repeat("x", 200-90))
 
+// TestIngestAllocs holds the ingest path to no allocation per message, for
+// RFC 5424 lines and for RFC 3164 lines (rewritten as RFC 5424).
 func TestIngestAllocs(t *testing.T) {
-	r, _ := newTestRouter(t)
-	s := r.NewSink("tcp")
-	defer s.Close()
-	ctx := context.Background()
-	run := func() {
-		for i := 0; i < 64; i++ {
-			s.Frame(benchMsg)
-		}
-		s.Flush(ctx)
-	}
-	for i := 0; i < 100; i++ { // warm up segments and batches
-		run()
-	}
-	if a := testing.AllocsPerRun(200, run); a != 0 {
-		t.Errorf("frame → token → append: %v allocations per 64 messages, want 0", a)
+	for _, tc := range []struct {
+		name string
+		msgs [][]byte
+	}{
+		{"rfc5424", [][]byte{benchMsg}},
+		{"rfc3164", [][]byte{
+			[]byte("<13>Nov 21 10:00:00 myhost " + tokApp + "[42]: hello from 3164"),
+			[]byte("<30>2026-11-21T10:00:00.123456+01:00 web1 " + tokApp + "[7]: rsyslog forward format"),
+			[]byte("<13>" + tokOther + ": logger on a local socket"),
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := newTestRouter(t)
+			ctx := context.Background()
+			in := r.Ingester()
+			for _, m := range tc.msgs {
+				if err := in.Add(m); err != nil {
+					t.Fatalf("Add(%q) = %v", m, err)
+				}
+			}
+			in.Release()
+			s := r.NewSink("tcp")
+			defer s.Close()
+			run := func() {
+				for i := 0; i < 64; i++ {
+					s.Frame(tc.msgs[i%len(tc.msgs)])
+				}
+				s.Flush(ctx)
+			}
+			for i := 0; i < 100; i++ { // warm up segments and batches
+				run()
+			}
+			if a := testing.AllocsPerRun(200, run); a != 0 {
+				t.Errorf("frame → token → append: %v allocations per 64 messages, want 0", a)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/plexus-router/plexus/syslog"
 )
@@ -57,22 +58,20 @@ type Metrics struct {
 
 // NewMetrics registers the router's metrics with reg (nil: unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+		received: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_messages_received_total",
 			Help: "Messages that reached the router, by input.",
 		}, []string{"input"}),
-		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+		stored: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_messages_stored_total",
 			Help: "Messages appended to channel logs, by input.",
 		}, []string{"input"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_messages_dropped_total",
 			Help: "Messages not stored, by input and reason (malformed, unknown_token, log_full).",
 		}, []string{"input", "reason"}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.received, m.stored, m.dropped)
 	}
 	return m
 }

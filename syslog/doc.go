@@ -45,12 +45,13 @@
 // Parse only fails for lines without a "<PRI>VERSION TS HOST APP PROCID"
 // prefix. The VERSION is not checked (Logplex does not check it either).
 //
-// [To5424] converts RFC 3164 (BSD) lines to RFC 5424 using go-syslog's
-// RFC 3164 parser, with a byte-scan fallback for forms real daemons send but
-// go-syslog rejects: no timestamp and no host ("<13>tag: msg", as logger
-// writes to a local socket), a tag and no host, RFC 3339 timestamps with
-// fractional seconds (rsyslog's RSYSLOG_ForwardFormat), tags longer than 32
-// bytes (tokens are 38), empty messages and control characters.
+// [To5424] converts RFC 3164 (BSD) lines to RFC 5424 with the byte scan
+// [FindToken] uses for their TAG, so both read a line the same way. It takes
+// the forms real daemons send, which go-syslog's RFC 3164 parser rejects: no
+// timestamp and no host ("<13>tag: msg", as logger writes to a local
+// socket), a tag and no host, RFC 3339 timestamps with fractional seconds
+// (rsyslog's RSYSLOG_ForwardFormat), tags longer than 32 bytes (tokens are
+// 38), empty messages and control characters. It does not allocate.
 //
 // # Formats
 //

@@ -1,6 +1,9 @@
 package syslog
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics are the listeners' Prometheus metrics, labelled by listener
 // ("tcp", "tls", "udp"). A nil *Metrics records nothing.
@@ -16,35 +19,33 @@ type Metrics struct {
 // NewMetrics creates the listener metrics and registers them with reg (nil:
 // not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	label := []string{"listener"}
 	m := &Metrics{
-		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		connections: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "plexus_syslog_connections",
 			Help: "Open syslog connections.",
 		}, label),
-		connectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+		connectionsTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_syslog_connections_total",
 			Help: "Accepted syslog connections.",
 		}, label),
-		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_syslog_connections_rejected_total",
 			Help: "Syslog connections closed at once because MaxConns was reached.",
 		}, label),
-		frames: prometheus.NewCounterVec(prometheus.CounterOpts{
+		frames: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_syslog_frames_total",
 			Help: "Frames (messages) read and handed to the router.",
 		}, label),
-		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		malformed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_syslog_malformed_total",
 			Help: "Frames that could not be read (e.g. truncated octet-counted frames).",
 		}, label),
-		oversize: prometheus.NewCounterVec(prometheus.CounterOpts{
+		oversize: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_syslog_oversize_total",
 			Help: "Frames or datagrams longer than MaxFrame, discarded.",
 		}, label),
-	}
-	if reg != nil {
-		reg.MustRegister(m.connections, m.connectionsTotal, m.rejected, m.frames, m.malformed, m.oversize)
 	}
 	return m
 }

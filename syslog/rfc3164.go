@@ -3,17 +3,13 @@ package syslog
 import (
 	"bytes"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
-
-	gosyslog "github.com/influxdata/go-syslog/v3"
-	"github.com/influxdata/go-syslog/v3/rfc3164"
 )
 
 // hdr3164 holds the positions of the parts of an RFC 3164 line found by
 // scan3164. A missing part has start == end.
 type hdr3164 struct {
+	pri                int
 	priEnd             int // msg[1:priEnd] are the PRI digits
 	tsStart, tsEnd     int
 	tsRFC3339          bool
@@ -44,7 +40,7 @@ func scan3164(msg []byte) (h hdr3164, ok bool) {
 	if p == 1 || p > 4 || p >= len(msg) || msg[p] != '>' || pri > 191 {
 		return h, false
 	}
-	h.priEnd = p
+	h.pri, h.priEnd = pri, p
 	p++
 	h.tsStart, h.tsEnd = p, p
 	if e, rfc, ok := timestamp3164(msg, p); ok {
@@ -180,109 +176,6 @@ func isClock(b []byte) bool {
 		b[5] == ':' && isDigit(b[6]) && isDigit(b[7])
 }
 
-// line3164 is an RFC 3164 line decoded for conversion.
-type line3164 struct {
-	pri       int
-	ts        time.Time
-	host, app []byte
-	pid, msg  []byte
-}
-
-// decode3164 parses msg with go-syslog's RFC 3164 parser and falls back to
-// scan3164 where go-syslog rejects (or misreads) what real daemons send.
-func decode3164(msg []byte, now time.Time) (line3164, bool) {
-	if l, ok := decodeGoSyslog(msg, now); ok {
-		return l, true
-	}
-	h, ok := scan3164(msg)
-	if !ok {
-		return line3164{}, false
-	}
-	var l line3164
-	l.pri, _ = strconv.Atoi(string(msg[1:h.priEnd]))
-	l.ts = now
-	if h.tsEnd > h.tsStart {
-		if t, ok := parseTime3164(msg[h.tsStart:h.tsEnd], h.tsRFC3339, now); ok {
-			l.ts = t
-		}
-	}
-	l.host = msg[h.hostStart:h.hostEnd]
-	l.app = msg[h.tagStart:h.tagEnd]
-	l.pid = msg[h.pidStart:h.pidEnd]
-	l.msg = msg[h.msgStart:]
-	return l, true
-}
-
-// goParser is a go-syslog RFC 3164 machine for one year (the year is fixed
-// when the machine is made), reused through goParsers.
-type goParser struct {
-	year int
-	m    gosyslog.Machine
-}
-
-var goParsers sync.Pool
-
-func getGoParser(year int) *goParser {
-	if p, ok := goParsers.Get().(*goParser); ok && p.year == year {
-		return p
-	}
-	return &goParser{year: year, m: rfc3164.NewMachine(
-		rfc3164.WithYear(rfc3164.Year{YYYY: year}),
-		rfc3164.WithRFC3339(),
-		rfc3164.WithBestEffort(),
-	)}
-}
-
-// decodeGoSyslog uses go-syslog (in best-effort mode) when its reading is
-// trustworthy: PRI, timestamp, a HOST that is not really a TAG ("tag:" right
-// after the timestamp), a TAG (go-syslog leaves tags over 32 bytes in the
-// message), and a message that is the rest of the line after "TAG: ". A
-// partial parse passes when only the message part failed and was empty.
-func decodeGoSyslog(msg []byte, now time.Time) (line3164, bool) {
-	p := getGoParser(now.Year())
-	m, _ := p.m.Parse(msg)
-	goParsers.Put(p)
-	if m == nil {
-		return line3164{}, false
-	}
-	sm, ok := m.(*rfc3164.SyslogMessage)
-	if !ok {
-		return line3164{}, false
-	}
-	b := &sm.Base
-	if b.Priority == nil || b.Timestamp == nil || b.Hostname == nil || b.Appname == nil {
-		return line3164{}, false
-	}
-	host := *b.Hostname
-	if host == "" || host[len(host)-1] == ':' || strings.IndexByte(host, '[') >= 0 {
-		return line3164{}, false
-	}
-	// The line must end in "HOST TAG[PID]: MSG" exactly as go-syslog split
-	// it (it may, for one, set a TAG and still keep "tag:" in the message
-	// when no space follows the colon).
-	text, pid := "", ""
-	if b.Message != nil {
-		text = *b.Message
-	}
-	if b.ProcID != nil {
-		pid = "[" + *b.ProcID + "]"
-	}
-	if !bytes.HasSuffix(msg, []byte(" "+host+" "+*b.Appname+pid+": "+text)) {
-		return line3164{}, false
-	}
-	l := line3164{pri: int(*b.Priority), host: []byte(host), app: []byte(*b.Appname), msg: []byte(text)}
-	if b.ProcID != nil {
-		l.pid = []byte(*b.ProcID)
-	}
-	t := *b.Timestamp
-	if i := bytes.IndexByte(msg, '>'); i > 0 && i+1 < len(msg) && isDigit(msg[i+1]) {
-		l.ts = t // RFC 3339 with its own offset
-	} else {
-		l.ts = fixYear(time.Date(now.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), now.Location()), now)
-	}
-	return l, true
-}
-
 // fixYear moves a timestamp that lacks a year into the previous year when it
 // would otherwise lie more than a month in the future (a December line read
 // in January).
@@ -293,64 +186,131 @@ func fixYear(t, now time.Time) time.Time {
 	return t
 }
 
-// parseTime3164 parses a timestamp found by timestamp3164.
-func parseTime3164(b []byte, rfc bool, now time.Time) (time.Time, bool) {
-	s := string(b)
+// parseTime3164 parses a timestamp found by timestamp3164. It returns the
+// wall clock (in now's location, or UTC when the timestamp carries its own
+// offset) and the offset from UTC in seconds. It does not allocate.
+func parseTime3164(b []byte, rfc bool, now time.Time) (t time.Time, offset int, ok bool) {
 	if rfc {
-		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-			return t, true
-		}
-		if t, err := time.ParseInLocation("2006-01-02T15:04:05.999999999", s, now.Location()); err == nil {
-			return t, true
-		}
-		return time.Time{}, false
+		return parseRFC3339(b, now)
 	}
-	// Normalise "Mmm  d" to "Mmm d" and detect a year.
+	// Mmm dd [yyyy ]hh:mm:ss[.frac]
 	month := 0
 	for i, m := range months {
-		if s[:3] == m {
+		if string(b[:3]) == m {
 			month = i + 1
 		}
 	}
 	q := 4
-	if s[q] == ' ' {
+	if b[q] == ' ' {
 		q++
 	}
 	day := 0
-	for q < len(s) && isDigit(s[q]) {
-		day = day*10 + int(s[q]-'0')
+	for q < len(b) && isDigit(b[q]) {
+		day = day*10 + int(b[q]-'0')
 		q++
 	}
 	q++
 	year := now.Year()
 	explicitYear := false
-	if len(s)-q >= 13 && s[q+4] == ' ' {
-		year, _ = strconv.Atoi(s[q : q+4])
+	if len(b)-q >= 13 && b[q+4] == ' ' {
+		year = digits(b[q : q+4])
 		explicitYear = true
 		q += 5
 	}
-	hh, _ := strconv.Atoi(s[q : q+2])
-	mm, _ := strconv.Atoi(s[q+3 : q+5])
-	ss, _ := strconv.Atoi(s[q+6 : q+8])
+	hh, mm, ss := digits(b[q:q+2]), digits(b[q+3:q+5]), digits(b[q+6:q+8])
 	ns := 0
-	if frac := s[q+8:]; len(frac) > 1 {
-		digits := frac[1:]
-		if len(digits) > 9 {
-			digits = digits[:9]
-		}
-		ns, _ = strconv.Atoi(digits)
-		for k := len(digits); k < 9; k++ {
-			ns *= 10
-		}
+	if frac := b[q+8:]; len(frac) > 1 {
+		ns = nanoseconds(frac[1:])
 	}
 	if day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 {
-		return time.Time{}, false
+		return time.Time{}, 0, false
 	}
-	t := time.Date(year, time.Month(month), day, hh, mm, ss, ns, now.Location())
+	t = time.Date(year, time.Month(month), day, hh, mm, ss, ns, now.Location())
 	if !explicitYear {
 		t = fixYear(t, now)
 	}
-	return t, true
+	_, offset = t.Zone()
+	return t, offset, true
+}
+
+// parseRFC3339 parses "YYYY-MM-DDThh:mm:ss[.frac](Z|±hh:mm)", or the same
+// without an offset (read in now's location), as time.Parse would with
+// time.RFC3339Nano (or the layout without a zone), without allocating.
+// timestamp3164 checked the digits and separators of the first 19 bytes.
+func parseRFC3339(b []byte, now time.Time) (t time.Time, offset int, ok bool) {
+	year, month, day := digits(b[0:4]), digits(b[5:7]), digits(b[8:10])
+	hh, mm, ss := digits(b[11:13]), digits(b[14:16]), digits(b[17:19])
+	rest := b[19:]
+	ns := 0
+	if len(rest) >= 2 && (rest[0] == '.' || rest[0] == ',') && isDigit(rest[1]) {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		ns = nanoseconds(rest[1:n])
+		rest = rest[n:]
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) || hh > 23 || mm > 59 || ss > 59 {
+		return time.Time{}, 0, false
+	}
+	switch {
+	case len(rest) == 0:
+		t = time.Date(year, time.Month(month), day, hh, mm, ss, ns, now.Location())
+		_, offset = t.Zone()
+		return t, offset, true
+	case len(rest) == 1 && rest[0] == 'Z':
+		return time.Date(year, time.Month(month), day, hh, mm, ss, ns, time.UTC), 0, true
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && isDigit(rest[1]) && isDigit(rest[2]) &&
+		rest[3] == ':' && isDigit(rest[4]) && isDigit(rest[5]):
+		oh, om := digits(rest[1:3]), digits(rest[4:6])
+		if oh > 23 || om > 59 {
+			return time.Time{}, 0, false
+		}
+		offset = oh*3600 + om*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+		return time.Date(year, time.Month(month), day, hh, mm, ss, ns, time.UTC), offset, true
+	}
+	return time.Time{}, 0, false
+}
+
+// digits returns the value of the decimal digits b.
+func digits(b []byte) int {
+	n := 0
+	for _, c := range b {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
+// nanoseconds returns the value of the fractional-second digits b (at most
+// the first nine count).
+func nanoseconds(b []byte) int {
+	if len(b) > 9 {
+		b = b[:9]
+	}
+	ns := digits(b)
+	for k := len(b); k < 9; k++ {
+		ns *= 10
+	}
+	return ns
+}
+
+// daysIn returns the number of days of month m in year.
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// appendOffset appends a UTC offset in seconds as "+hh:mm" or "-hh:mm".
+func appendOffset(dst []byte, offset int) []byte {
+	sign := byte('+')
+	if offset < 0 {
+		sign, offset = '-', -offset
+	}
+	offset /= 60
+	h, m := offset/60, offset%60
+	return append(dst, sign, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+m/10), byte('0'+m%10))
 }
 
 // Maximum field lengths of RFC 5424.
@@ -369,27 +329,35 @@ const (
 // and PROCID are replaced by '_' and the fields are cut to RFC 5424's
 // maximum lengths. A line that is already RFC 5424 ([Is5424]) is appended
 // unchanged. To5424 reports false, leaving dst unchanged, when msg does not
-// start with "<PRI>" (PRI 0-191).
+// start with "<PRI>" (PRI 0-191). It does not allocate when dst has room.
 func To5424(dst, msg []byte, now time.Time) ([]byte, bool) {
 	if Is5424(msg) {
 		return append(dst, msg...), true
 	}
-	l, ok := decode3164(msg, now)
+	h, ok := scan3164(msg)
 	if !ok {
 		return dst, false
 	}
+	ts := now
+	_, offset := now.Zone()
+	if h.tsEnd > h.tsStart {
+		if t, off, ok := parseTime3164(msg[h.tsStart:h.tsEnd], h.tsRFC3339, now); ok {
+			ts, offset = t, off
+		}
+	}
 	dst = append(dst, '<')
-	dst = strconv.AppendInt(dst, int64(l.pri), 10)
+	dst = strconv.AppendInt(dst, int64(h.pri), 10)
 	dst = append(dst, ">1 "...)
-	dst = l.ts.AppendFormat(dst, "2006-01-02T15:04:05.000000-07:00")
+	dst = ts.AppendFormat(dst, "2006-01-02T15:04:05.000000")
+	dst = appendOffset(dst, offset)
 	dst = append(dst, ' ')
-	dst = appendHeaderField(dst, l.host, maxHostname)
+	dst = appendHeaderField(dst, msg[h.hostStart:h.hostEnd], maxHostname)
 	dst = append(dst, ' ')
-	dst = appendHeaderField(dst, l.app, maxAppName)
+	dst = appendHeaderField(dst, msg[h.tagStart:h.tagEnd], maxAppName)
 	dst = append(dst, ' ')
-	dst = appendHeaderField(dst, l.pid, maxProcID)
+	dst = appendHeaderField(dst, msg[h.pidStart:h.pidEnd], maxProcID)
 	dst = append(dst, " - - "...)
-	return append(dst, l.msg...), true
+	return append(dst, msg[h.msgStart:]...), true
 }
 
 // appendHeaderField appends an RFC 5424 header field: "-" when empty,

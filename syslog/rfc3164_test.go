@@ -28,6 +28,10 @@ func TestTo5424(t *testing.T) {
 			"<30>1 2024-03-05T09:00:01.123456+01:00 web1 " + tok + " 7 - - started", true},
 		{"rfc3339 no fraction", "<30>2024-03-05T09:00:01Z web1 app[7]: started",
 			"<30>1 2024-03-05T09:00:01.000000+00:00 web1 app 7 - - started", true},
+		{"rfc3339 no offset", "<30>2024-03-05T09:00:01,5 web1 app[7]: started",
+			"<30>1 2024-03-05T09:00:01.500000+00:00 web1 app 7 - - started", true},
+		{"rfc3339 offset out of range", "<30>2024-03-05T09:00:01+24:00 web1 app[7]: started",
+			"<30>1 " + nowTS + " web1 app 7 - - started", true},
 		{"no tag", "<13>Mar  2 15:04:05 myhost just a message",
 			"<13>1 2024-03-02T15:04:05.000000+00:00 myhost - - - - just a message", true},
 		{"no timestamp no tag", "<13>just a message",
@@ -82,27 +86,29 @@ func TestTo5424Location(t *testing.T) {
 	}
 }
 
-// TestDecodeGoSyslog documents which lines go through go-syslog and which
-// need the byte-scan fallback.
-func TestDecodeGoSyslog(t *testing.T) {
-	now := time.Date(2024, 3, 5, 10, 11, 12, 0, time.UTC)
-	tests := []struct {
-		msg      string
-		goSyslog bool
-	}{
-		{"<34>Oct 11 22:14:15 mymachine su: 'su root' failed", true},
-		{"<13>Mar  2 15:04:05 myhost sshd[1234]: Accepted publickey", true},
-		{"<30>2024-03-05T09:00:01Z web1 app[7]: started", true},
-		{"<13>Mar  2 15:04:05 myhost " + tok + "[99]: hello", false},         // tag > 32 bytes
-		{"<13>Mar  2 15:04:05 app[1]: hello", false},                         // no host
-		{"<13>app: hello", false},                                            // no timestamp
-		{"<30>2024-03-05T09:00:01.123456+01:00 web1 app[7]: started", false}, // fraction
-		{"<13>Mar  2 15:04:05 myhost app:", false},                           // empty message
-		{"<13>Mar  2 15:04:05 myhost just text", false},                      // no tag
+func TestTo5424NoAllocs(t *testing.T) {
+	msgs := [][]byte{
+		[]byte("<13>Mar  2 15:04:05 myhost sshd[1234]: Accepted publickey for alice"),
+		[]byte("<13>Mar  2 15:04:05 myhost " + tok + "[99]: hello world"),
+		[]byte("<13>Mar  2 2021 15:04:05.123 myhost app: x"),
+		[]byte("<30>2024-03-05T09:00:01.123456+01:00 web1 " + tok + "[7]: started"),
+		[]byte("<30>2024-03-05T09:00:01Z web1 app[7]: started"),
+		[]byte("<30>2024-03-05T09:00:01 web1 app[7]: started"),
+		[]byte("<13>" + tok + ": hello"),
+		[]byte("<13>just a message"),
 	}
-	for _, tt := range tests {
-		if _, ok := decodeGoSyslog([]byte(tt.msg), now); ok != tt.goSyslog {
-			t.Errorf("decodeGoSyslog(%q) ok = %v, want %v", tt.msg, ok, tt.goSyslog)
+	for _, now := range []time.Time{time.Now(), time.Date(2024, 3, 5, 10, 11, 12, 0, time.FixedZone("X", -5*3600))} {
+		buf := make([]byte, 0, 512)
+		allocs := testing.AllocsPerRun(100, func() {
+			for _, m := range msgs {
+				var ok bool
+				if buf, ok = To5424(buf[:0], m, now); !ok {
+					panic("not converted")
+				}
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("To5424 (now in %v) allocates %v times per %d lines", now.Location(), allocs, len(msgs))
 		}
 	}
 }
@@ -110,8 +116,10 @@ func TestDecodeGoSyslog(t *testing.T) {
 func BenchmarkTo5424(b *testing.B) {
 	now := time.Now()
 	for _, bc := range []struct{ name, msg string }{
-		{"go-syslog", "<13>Mar  2 15:04:05 myhost sshd[1234]: Accepted publickey for alice"},
-		{"fallback", "<13>Mar  2 15:04:05 myhost " + tok + "[1234]: Accepted publickey for alice"},
+		{"bsd", "<13>Mar  2 15:04:05 myhost sshd[1234]: Accepted publickey for alice"},
+		{"token", "<13>Mar  2 15:04:05 myhost " + tok + "[1234]: Accepted publickey for alice"},
+		{"rfc3339", "<30>2024-03-05T09:00:01.123456+01:00 web1 " + tok + "[7]: started"},
+		{"no timestamp", "<13>" + tok + ": hello"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			msg := []byte(bc.msg)

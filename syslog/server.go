@@ -102,7 +102,7 @@ type Server struct {
 	closeCtx    context.Context
 	cancelClose context.CancelFunc
 
-	lastLog [3]atomic.Int64 // per listener, unix nanoseconds
+	badInput [3]zerolog.Logger // per listener: one line per logEvery
 }
 
 // ListenAddrs are the addresses a Server is bound to; nil when not
@@ -138,6 +138,10 @@ func (s *Server) Open() error {
 	}
 	if s.MaxFrame <= 0 {
 		s.MaxFrame = DefaultMaxFrame
+	}
+	for ln, name := range listenerNames {
+		s.badInput[ln] = s.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: logEvery}).
+			With().Str("listener", name).Logger()
 	}
 	lc := net.ListenConfig{KeepAlive: 30 * time.Second}
 	ctx := context.Background()
@@ -326,12 +330,11 @@ func (s *Server) shutdown(ctx context.Context) {
 
 // logBadInput logs at most one line per listener every logEvery.
 func (s *Server) logBadInput(ln int, what string, remote net.Addr) {
-	now := time.Now().UnixNano()
-	last := s.lastLog[ln].Load()
-	if now-last < int64(logEvery) || !s.lastLog[ln].CompareAndSwap(last, now) {
+	ev := s.badInput[ln].Warn()
+	if !ev.Enabled() {
 		return
 	}
-	ev := s.Logger.Warn().Str("listener", listenerNames[ln]).Str("problem", what)
+	ev = ev.Str("problem", what)
 	if remote != nil {
 		ev = ev.Str("remote_addr", remote.String())
 	}

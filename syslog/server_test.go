@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/rs/zerolog"
 )
 
 // value reads a counter or gauge.
@@ -227,6 +228,40 @@ func TestServerTCPMalformedAtEOF(t *testing.T) {
 	}
 	if v := value(m.malformed.WithLabelValues("tcp")); v != 1 {
 		t.Errorf("malformed = %v, want 1", v)
+	}
+}
+
+// lockedBuffer is a log destination shared by the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServerBadInputLogIsRateLimited(t *testing.T) {
+	rec := newRecorder()
+	var logs lockedBuffer
+	s := startServer(t, &Server{TCPAddr: "127.0.0.1:0", MaxFrame: 100, Handler: rec, Logger: zerolog.New(&logs)})
+	c := dial(t, s.Addrs().TCP)
+	for i := 0; i < 5; i++ {
+		write(t, c, "101 "+strings.Repeat("x", 101))
+	}
+	write(t, c, "2 ok")
+	waitFor(t, "the frame after the oversize ones", func() bool { return len(rec.get("tcp")) == 1 })
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"listener":"tcp"`) || !strings.Contains(lines[0], `"problem":"oversize frame"`) {
+		t.Errorf("log after 5 oversize frames = %q, want one line about them", lines)
 	}
 }
 

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/plexus-router/plexus/channels"
@@ -301,7 +301,11 @@ func (l *Log) writeCheckpoint() error {
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(filepath.Join(l.cfg.Dir, checkpointFile), b, 0o644)
+	_, err = replaceFile(l.cfg.Dir, checkpointFile, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
+	return err
 }
 
 // readCheckpoint reads the checkpoint (none: the zero value).

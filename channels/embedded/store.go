@@ -126,18 +126,18 @@ type cursorsDoc struct {
 // and loads its configuration.
 func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, channels.Errorf(channels.CodeInternal, "create data directory: %v", err)
+		return nil, channels.Errorf(channels.CodeInternal, "create data directory: %w", err)
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, channels.Errorf(channels.CodeInternal, "open lock file: %v", err)
+		return nil, channels.Errorf(channels.CodeInternal, "open lock file: %w", err)
 	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, channels.Errorf(channels.CodeUnavailable, "data directory %s is in use by another process (lock %s held)", dir, lockFile)
 		}
-		return nil, channels.Errorf(channels.CodeInternal, "lock data directory %s: %v", dir, err)
+		return nil, channels.Errorf(channels.CodeInternal, "lock data directory %s: %w", dir, err)
 	}
 	s := &Store{
 		dir:        dir,
@@ -176,14 +176,14 @@ func (s *Store) load() error {
 
 	snap, err := writeSnapshot(io.Discard, s.reg.State(now))
 	if err != nil {
-		return channels.Errorf(channels.CodeInternal, "encode snapshot: %v", err)
+		return channels.Errorf(channels.CodeInternal, "encode snapshot: %w", err)
 	}
 	if size < 0 || good < size || size > snap {
 		return s.compact()
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return channels.Errorf(channels.CodeInternal, "open journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "open journal: %w", err)
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, size, size
 	return nil
@@ -199,12 +199,12 @@ func replayJournal(path string, reg *registry.Registry) (size, good int64, err e
 		return -1, 0, nil
 	}
 	if err != nil {
-		return 0, 0, channels.Errorf(channels.CodeInternal, "open journal: %v", err)
+		return 0, 0, channels.Errorf(channels.CodeInternal, "open journal: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, channels.Errorf(channels.CodeInternal, "stat journal: %v", err)
+		return 0, 0, channels.Errorf(channels.CodeInternal, "stat journal: %w", err)
 	}
 	size = st.Size()
 	br := bufio.NewReaderSize(f, 64<<10)
@@ -215,7 +215,7 @@ func replayJournal(path string, reg *registry.Registry) (size, good int64, err e
 			break
 		}
 		if rerr != nil && rerr != io.EOF {
-			return 0, 0, channels.Errorf(channels.CodeInternal, "read journal: %v", rerr)
+			return 0, 0, channels.Errorf(channels.CodeInternal, "read journal: %w", rerr)
 		}
 		if torn {
 			// A bad line with more after it: not a torn tail.
@@ -231,7 +231,7 @@ func replayJournal(path string, reg *registry.Registry) (size, good int64, err e
 				return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s: not a version %d journal", path, journalVersion)
 			}
 		} else if err := applyEntry(reg, e); err != nil {
-			return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s line %d: %v", path, lineNo, err)
+			return 0, 0, channels.Errorf(channels.CodeInternal, "journal %s line %d: %w", path, lineNo, err)
 		}
 		good += int64(len(line))
 	}
@@ -351,12 +351,12 @@ func (c *storeCountingWriter) Write(p []byte) (int, error) {
 // reopens it for appending. Caller holds s.mu (or is load).
 func (s *Store) compact() error {
 	path := filepath.Join(s.dir, journalFile)
-	n, err := storeReplaceFile(s.dir, journalFile, func(w io.Writer) error {
+	n, err := replaceFile(s.dir, journalFile, func(w io.Writer) error {
 		_, err := writeSnapshot(w, s.reg.State(time.Now()))
 		return err
 	})
 	if err != nil {
-		return channels.Errorf(channels.CodeInternal, "compact journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "compact journal: %w", err)
 	}
 	if s.journal != nil {
 		s.journal.Close() // the file was replaced: never write to it again
@@ -364,46 +364,11 @@ func (s *Store) compact() error {
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable: reopen after compaction: %v", err)
+		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable: reopen after compaction: %w", err)
 		return s.failed
 	}
 	s.journal, s.journalSize, s.snapshotSize = f, n, n
 	return nil
-}
-
-// storeReplaceFile writes dir/name through a temporary file, fsync and
-// rename, then fsyncs dir. It returns the size written.
-func storeReplaceFile(dir, name string, write func(io.Writer) error) (int64, error) {
-	tmp, err := os.CreateTemp(dir, name+".*.tmp")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	cw := &storeCountingWriter{w: tmp}
-	if err := write(cw); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return 0, err
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return 0, err
-	}
-	return cw.n, storeSyncDir(dir)
-}
-
-func storeSyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // loadCursors reads the cursors file into s.reg (cursors of unknown drains
@@ -433,11 +398,11 @@ func (s *Store) flushCursors() error {
 		return nil
 	}
 	doc := cursorsDoc{Version: 1, Cursors: s.reg.Cursors()}
-	_, err := storeReplaceFile(s.dir, cursorsFile, func(w io.Writer) error {
+	_, err := replaceFile(s.dir, cursorsFile, func(w io.Writer) error {
 		return json.NewEncoder(w).Encode(doc)
 	})
 	if err != nil {
-		return channels.Errorf(channels.CodeInternal, "write drain cursors: %v", err)
+		return channels.Errorf(channels.CodeInternal, "write drain cursors: %w", err)
 	}
 	s.flushedVer = ver
 	return nil
@@ -467,7 +432,7 @@ func (s *Store) background() {
 // success the caller must unlock s.mu.
 func (s *Store) begin(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return channels.Errorf(channels.CodeUnavailable, "%v", err)
+		return channels.Errorf(channels.CodeUnavailable, "%w", err)
 	}
 	s.mu.Lock()
 	switch {
@@ -491,23 +456,23 @@ func (s *Store) commit(ops ...journalEntry) error {
 	}
 	line, err := json.Marshal(e)
 	if err != nil {
-		return channels.Errorf(channels.CodeInternal, "encode journal entry: %v", err)
+		return channels.Errorf(channels.CodeInternal, "encode journal entry: %w", err)
 	}
 	line = append(line, '\n')
 	if _, err := s.journal.Write(line); err != nil {
 		if terr := s.journal.Truncate(s.journalSize); terr != nil {
-			s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed write: %v", terr)
+			s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed write: %w", terr)
 		}
-		return channels.Errorf(channels.CodeInternal, "write journal: %v", err)
+		return channels.Errorf(channels.CodeInternal, "write journal: %w", err)
 	}
 	if err := s.journal.Sync(); err != nil {
 		// After a failed fsync the file's state is unknown: stop writing.
-		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed fsync: %v", err)
-		return channels.Errorf(channels.CodeInternal, "sync journal: %v", err)
+		s.failed = channels.Errorf(channels.CodeUnavailable, "journal unusable after failed fsync: %w", err)
+		return channels.Errorf(channels.CodeInternal, "sync journal: %w", err)
 	}
 	s.journalSize += int64(len(line))
 	if err := applyEntry(s.reg, e); err != nil {
-		return channels.Errorf(channels.CodeInternal, "apply journal entry: %v", err)
+		return channels.Errorf(channels.CodeInternal, "apply journal entry: %w", err)
 	}
 	if s.journalSize > s.compactMin && s.journalSize > 4*s.snapshotSize {
 		// A failed compaction leaves the old journal in place; the
@@ -959,7 +924,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.journal != nil {
 		if cerr := s.journal.Close(); cerr != nil && err == nil {
-			err = channels.Errorf(channels.CodeInternal, "close journal: %v", cerr)
+			err = channels.Errorf(channels.CodeInternal, "close journal: %w", cerr)
 		}
 	}
 	s.mu.Unlock()

@@ -278,15 +278,6 @@ func (l *Log) closeFiles() {
 	}
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func isNoSpace(err error) bool {
 	var pe *os.PathError
 	if errors.As(err, &pe) {

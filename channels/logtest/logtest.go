@@ -12,8 +12,6 @@ package logtest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -72,7 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Log, opts ...Options) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &suite{opts: o, log: open(t), prefix: "logtest-" + randomHex(6) + "-"}
+			s := &suite{opts: o, log: open(t), prefix: "logtest-" + channels.RandomHex(6) + "-"}
 			t.Cleanup(s.close)
 			tc.fn(t, s)
 		})
@@ -95,12 +93,6 @@ func (s *suite) settle() {
 	if s.opts.Settle != nil {
 		s.opts.Settle()
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // message returns the i-th test message of a channel (i from 1). Messages
@@ -637,7 +629,7 @@ func testWaitNoLostWakeup(t *testing.T, s *suite) {
 				b.Add(message(a, i))
 			}
 			if err := s.log.Append(ctx, []*channels.Batch{b}); err != nil {
-				errs <- fmt.Errorf("Append: %w", err)
+				errs <- fmt.Errorf("append: %w", err)
 				return
 			}
 			next += uint64(b.Len())

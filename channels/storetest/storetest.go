@@ -211,7 +211,7 @@ func testCreateChannel(t *testing.T, s channels.Store) {
 	}
 	_, err = s.Channel(ctx(t), "no-such-channel")
 	wantCode(t, "Channel(unknown)", err, channels.CodeNotFound)
-	if routeGone(s, "t.00000000-0000-4000-8000-000000000000") != true {
+	if !routeGone(s, "t.00000000-0000-4000-8000-000000000000") {
 		t.Fatal("unknown token found")
 	}
 	if _, ok := s.LookupToken(nil); ok {

@@ -9,7 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/plexus-router/plexus/api"
+	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/drains"
+	"github.com/plexus-router/plexus/redis"
+	"github.com/plexus-router/plexus/syslog"
 )
 
 // Config is everything a node reads at start, from flags and environment.
@@ -106,35 +111,35 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.V3URL, "v3-url", "", "public base URL of the v3 API, used in Location headers (default: -api-url)", "PLEXUS_V3_URL", "LOGPLEX_HTTP_V3_URL")
 	str(&c.NodeID, "node-id", "", "this node's id in a cluster (default hostname:pid)", "PLEXUS_NODE_ID", "INSTANCE_NAME")
 
-	integer(&c.History, "history", 1500, "messages of history each channel serves to sessions", "PLEXUS_HISTORY")
+	integer(&c.History, "history", channels.DefaultHistory, "messages of history each channel serves to sessions", "PLEXUS_HISTORY")
 	bytes(&c.HistoryBytes, "history-bytes", 0, "optional bound on the bytes of a channel's history (0 = none)", "PLEXUS_HISTORY_BYTES")
 	str(&c.Sync, "sync", "interval", "when the embedded log forces appends to disk: interval (group commit every -sync-interval, and at once for POST /logs and for readers waiting), always (every append waits for its commit) or none (left to the OS: survives a killed process, not a power loss)", "PLEXUS_SYNC")
 	dur(&c.SyncInterval, "sync-interval", embedded.DefaultSyncInterval, "longest time input nobody waits for (TCP, UDP) stays unsynced under -sync interval", "PLEXUS_SYNC_INTERVAL")
 	bytes(&c.CacheBytes, "cache-bytes", embedded.DefaultCacheBytes, "memory holding the newest part of the embedded log; older messages are read from disk", "PLEXUS_CACHE_BYTES")
 	bytes(&c.MaxDisk, "max-disk", 0, "bound on the embedded log's files, in bytes (0 = none): past it the oldest are evicted and readers told what they missed", "PLEXUS_MAX_DISK")
 	bytes(&c.SegmentBytes, "segment-bytes", embedded.DefaultSegmentBytes, "size of one segment file of the embedded log", "PLEXUS_SEGMENT_BYTES")
-	dur(&c.SessionTTL, "session-ttl", 360*time.Second, "how long a created session can be fetched", "PLEXUS_SESSION_TTL")
-	integer(&c.MaxFrame, "max-frame", 10240, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
+	dur(&c.SessionTTL, "session-ttl", api.DefaultSessionTTL, "how long a created session can be fetched", "PLEXUS_SESSION_TTL")
+	integer(&c.MaxFrame, "max-frame", syslog.DefaultMaxFrame, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
 	integer(&c.MaxConns, "max-conns", 10000, "concurrent connections per syslog listener", "PLEXUS_MAX_CONNS")
 	dur(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close syslog connections idle this long", "PLEXUS_IDLE_TIMEOUT")
-	dur(&c.AppendTimeout, "append-timeout", 2*time.Second, "how long POST /logs waits for room in a full log buffer before answering 503", "PLEXUS_APPEND_TIMEOUT")
-	bytes(&c.MaxBody, "max-body", 8<<20, "largest HTTP input body, in bytes (also after gunzip)", "PLEXUS_MAX_BODY")
+	dur(&c.AppendTimeout, "append-timeout", api.DefaultAppendTimeout, "how long POST /logs waits for room in a full log buffer before answering 503", "PLEXUS_APPEND_TIMEOUT")
+	bytes(&c.MaxBody, "max-body", api.DefaultMaxBody, "largest HTTP input body, in bytes (also after gunzip)", "PLEXUS_MAX_BODY")
 
-	str(&c.LegacyAPIStatus, "legacy-api-status", "normal", "legacy API mode: normal, read_only or disabled", "PLEXUS_LEGACY_API_STATUS", "LEGACY_API_STATUS")
-	str(&c.APIStatus, "api-status", "normal", "v3 API mode: normal, read_only or disabled", "PLEXUS_API_STATUS", "API_STATUS")
+	str(&c.LegacyAPIStatus, "legacy-api-status", string(api.StatusNormal), "legacy API mode: normal, read_only or disabled", "PLEXUS_LEGACY_API_STATUS", "LEGACY_API_STATUS")
+	str(&c.APIStatus, "api-status", string(api.StatusNormal), "v3 API mode: normal, read_only or disabled", "PLEXUS_API_STATUS", "API_STATUS")
 	boolean(&c.DenyLogsIngress, "deny-logs-ingress", "answer POST /logs with 503", "PLEXUS_DENY_LOGS_INGRESS", "DENY_LOGS_INGRESS")
 	boolean(&c.DenyTailSessions, "deny-tail-sessions", "refuse v3 sessions and do not tail legacy ones", "PLEXUS_DENY_TAIL_SESSIONS", "DENY_TAIL_SESSIONS")
 
-	integer(&c.MaxDrains, "max-drains", 6, "drains with a URL per channel", "PLEXUS_MAX_DRAINS")
+	integer(&c.MaxDrains, "max-drains", api.DefaultMaxDrains, "drains with a URL per channel", "PLEXUS_MAX_DRAINS")
 	bytes(&c.DrainRetentionBytes, "drain-retention-bytes", 64<<20, "log a channel with drains keeps for them, in bytes", "PLEXUS_DRAIN_RETENTION_BYTES")
 	dur(&c.DrainRetentionAge, "drain-retention-age", time.Hour, "age of the log a channel with drains keeps for them", "PLEXUS_DRAIN_RETENTION_AGE")
-	integer(&c.DrainBatchBytes, "drain-batch-bytes", 102400, "target size of one HTTP drain request body", "PLEXUS_DRAIN_BATCH_BYTES")
-	dur(&c.DrainConnectTimeout, "drain-connect-timeout", 3*time.Second, "drain connect timeout", "PLEXUS_DRAIN_CONNECT_TIMEOUT")
-	dur(&c.DrainRequestTimeout, "drain-request-timeout", 5*time.Second, "HTTP drain request timeout", "PLEXUS_DRAIN_REQUEST_TIMEOUT")
+	integer(&c.DrainBatchBytes, "drain-batch-bytes", drains.DefaultBatchBytes, "target size of one HTTP drain request body", "PLEXUS_DRAIN_BATCH_BYTES")
+	dur(&c.DrainConnectTimeout, "drain-connect-timeout", drains.DefaultConnectTimeout, "drain connect timeout", "PLEXUS_DRAIN_CONNECT_TIMEOUT")
+	dur(&c.DrainRequestTimeout, "drain-request-timeout", drains.DefaultRequestTimeout, "HTTP drain request timeout", "PLEXUS_DRAIN_REQUEST_TIMEOUT")
 
 	str(&c.RedisURL, "redis-url", "", "config Redis: selects the Redis (cluster) backend", "PLEXUS_REDIS_URL", "LOGPLEX_CONFIG_REDIS_URL")
 	str(&c.ShardURLs, "shard-urls", "", "comma-separated Redis URLs holding channel logs (default: -redis-url)", "PLEXUS_SHARD_URLS", "LOGPLEX_SHARD_URLS")
-	bytes(&c.RedisBuffer, "redis-buffer-bytes", 256<<20, "per shard: accepted messages buffered locally while Redis is slow or away (then POST /logs answers 503, TCP input slows)", "PLEXUS_REDIS_BUFFER_BYTES")
+	bytes(&c.RedisBuffer, "redis-buffer-bytes", redis.DefaultBufferBytes, "per shard: accepted messages buffered locally while Redis is slow or away (then POST /logs answers 503, TCP input slows)", "PLEXUS_REDIS_BUFFER_BYTES")
 	dur(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "bound on each of the three shutdown steps: (1) appending the frames read from syslog connections and finishing HTTP requests, (2) drains delivering what the channel logs hold (a request in flight at the bound may take -drain-request-timeout more), (3) the Redis log writing its local buffer", "PLEXUS_SHUTDOWN_GRACE")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error", "PLEXUS_LOG_LEVEL")
@@ -165,8 +170,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 func (c *Config) validate() error {
 	for _, s := range []string{c.LegacyAPIStatus, c.APIStatus} {
-		switch s {
-		case "normal", "read_only", "disabled":
+		switch api.Status(s) {
+		case api.StatusNormal, api.StatusReadOnly, api.StatusDisabled:
 		default:
 			return fmt.Errorf("api status %q: want normal, read_only or disabled", s)
 		}

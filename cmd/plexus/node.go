@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
@@ -406,11 +407,7 @@ func writeAddrFile(path string, addrs map[string]string) error {
 		return nil
 	}
 	b, _ := json.Marshal(addrs)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return renameio.WriteFile(path, b, 0o644, renameio.WithTempDir(filepath.Dir(path)))
 }
 
 // debugHandler serves Go's profiler (net/http/pprof) on its own listener.
