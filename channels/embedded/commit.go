@@ -42,8 +42,10 @@ func (l *Log) committer() {
 // commit syncs what was written since the last commit and makes it
 // visible to readers.
 func (l *Log) commit() {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
 	l.wmu.Lock()
-	if l.written == l.synced && len(l.dirty) == 0 {
+	if l.written == l.committed && len(l.dirty) == 0 {
 		l.wmu.Unlock()
 		return
 	}
@@ -107,6 +109,7 @@ func (l *Log) commit() {
 		l.setDurable(c, nexts[i])
 		c.mu.Unlock()
 	}
+	l.committed = target
 	l.syncMu.Lock()
 	l.synced = max(l.synced, target)
 	close(l.syncedCh)

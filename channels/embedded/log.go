@@ -138,6 +138,11 @@ type Log struct {
 	segMu sync.RWMutex
 	segs  []*segFile // oldest first; the last is active
 
+	// commitMu serializes commits; committed is the position the last one
+	// covered (both the committer's).
+	commitMu  sync.Mutex
+	committed int64
+
 	// synced is the log position up to which the segment files are on
 	// disk; syncedCh is closed (and replaced) at every commit.
 	syncMu   sync.Mutex

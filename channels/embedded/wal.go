@@ -147,6 +147,7 @@ func (l *Log) recover() error {
 	l.end = l.active.base + l.active.size.Load()
 	l.written = l.end
 	l.synced = l.end
+	l.committed = l.end
 	for _, c := range l.logs {
 		c.durable = c.next
 	}
