@@ -73,6 +73,11 @@ type Store struct {
 	cursorVer  atomic.Uint64 // bumped when a cursor changes
 	flushMu    sync.Mutex    // serializes cursor file writes
 	flushedVer uint64
+	// onDisk holds the drains whose cursor file entry exists (guarded by
+	// flushMu): a drain's first cursor is written at once, so a drain
+	// never restarts without a position (later ones may be up to
+	// flushEvery behind: re-sent, never skipped).
+	onDisk map[int64]bool
 
 	flushEvery time.Duration // cursorFlushInterval at open
 	sweepEvery time.Duration // sessionSweepInterval at open
@@ -383,8 +388,10 @@ func (s *Store) loadCursors() {
 	if json.Unmarshal(b, &doc) != nil {
 		return
 	}
+	s.onDisk = make(map[int64]bool, len(doc.Cursors))
 	for id, c := range doc.Cursors {
 		s.reg.SetDrainCursor(id, c)
+		s.onDisk[id] = true
 	}
 }
 
@@ -405,6 +412,10 @@ func (s *Store) flushCursors() error {
 		return channels.Errorf(channels.CodeInternal, "write drain cursors: %w", err)
 	}
 	s.flushedVer = ver
+	s.onDisk = make(map[int64]bool, len(doc.Cursors))
+	for id := range doc.Cursors {
+		s.onDisk[id] = true
+	}
 	return nil
 }
 
@@ -797,8 +808,15 @@ func (s *Store) SetDrainCursor(ctx context.Context, drainID int64, c channels.Cu
 	if !s.ready.Load() {
 		return channels.ErrClosed
 	}
-	if s.reg.SetDrainCursor(drainID, c) {
-		s.cursorVer.Add(1)
+	if !s.reg.SetDrainCursor(drainID, c) {
+		return nil
+	}
+	s.cursorVer.Add(1)
+	s.flushMu.Lock()
+	first := !s.onDisk[drainID]
+	s.flushMu.Unlock()
+	if first {
+		return s.flushCursors()
 	}
 	return nil
 }

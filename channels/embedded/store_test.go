@@ -459,3 +459,36 @@ func TestEmbeddedLookupTokenAllocs(t *testing.T) {
 		t.Fatalf("LookupToken allocates %v times per call pair", allocs)
 	}
 }
+
+// TestEmbeddedFirstCursorDurable: a drain's first stored position is on
+// disk at once, so a crash right after a drain was created does not leave
+// it without a position (it would otherwise start at the end of the log
+// and skip what came in meanwhile).
+func TestEmbeddedFirstCursorDurable(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := embedded.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, _, err := s.CreateChannel(ctx, "app", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.CreateDrain(ctx, ch.ID, "syslog://127.0.0.1:1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDrainCursor(ctx, d.ID, channels.Cursor{Epoch: "e", Offset: 42}); err != nil {
+		t.Fatal(err)
+	}
+	s.CrashForTest()
+	s, err = embedded.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if c, err := s.DrainCursor(ctx, d.ID); err != nil || c.Offset != 42 || c.Epoch != "e" {
+		t.Fatalf("cursor after crash = %+v, %v; want e:42", c, err)
+	}
+}
