@@ -175,7 +175,7 @@ type chanLog struct {
 	head     int    // entries[head:] are retained ...
 	skip     uint32 // ... but for the first skip messages of the head record,
 	skipped  int64  // of this many bytes
-	bytes    int64 // message bytes of the retained entries
+	bytes    int64  // message bytes of the retained entries
 	ret      channels.Retention
 	custom   bool
 	notify   chan struct{} // closed when durable moves; made by a waiter
