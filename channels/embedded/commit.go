@@ -200,7 +200,7 @@ func (l *Log) enforceMaxDisk() {
 		}
 		if n > 0 {
 			l.evicted.Add(n)
-			l.metrics.evicted.WithLabelValues("max_disk").Add(float64(n))
+			l.metrics.evictedMaxDisk.Add(float64(n))
 			l.logger.Warn().Int64("max_disk", l.cfg.MaxDisk).Uint64("messages", n).Str("file", oldest.path).
 				Msg("disk bound reached: oldest segment evicted")
 		}

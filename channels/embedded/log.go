@@ -545,7 +545,7 @@ func (l *Log) trim(c *chanLog, ret channels.Retention) {
 	}
 	if n > 0 {
 		l.evicted.Add(n)
-		l.metrics.evicted.WithLabelValues("retention").Add(float64(n))
+		l.metrics.evictedRetention.Add(float64(n))
 	}
 }
 

@@ -16,15 +16,17 @@ type Metrics struct {
 	corrupt     *prometheus.CounterVec
 	tornBytes   prometheus.Counter
 	evicted     *prometheus.CounterVec
-	diskBytes   prometheus.Gauge
-	segments    prometheus.Gauge
-	cacheBytes  prometheus.Gauge
+	// the two reasons of evicted, resolved once
+	evictedRetention, evictedMaxDisk prometheus.Counter
+	diskBytes                        prometheus.Gauge
+	segments                         prometheus.Gauge
+	cacheBytes                       prometheus.Gauge
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		fsync: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "plexus_log_fsync_seconds",
 			Help:    "Time a group commit of the channel log spent syncing files.",
@@ -75,4 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Memory holding the newest part of the channel log.",
 		}),
 	}
+	m.evictedRetention = m.evicted.WithLabelValues("retention")
+	m.evictedMaxDisk = m.evicted.WithLabelValues("max_disk")
+	return m
 }
