@@ -7,9 +7,13 @@
 #
 # Scenarios:
 #   rsyslog   TCP in → rsyslog (imtcp, in-memory queues) → omfwd TCP → sink
+#   imptcp    the same with imptcp, rsyslog's fastest TCP input
+#   rsys-da   imptcp with a disk-assisted queue: the durable peer
 #   ingest    TCP in → Plexus channel logs → 4 tail sessions read everything back
 #   syslog    TCP in → Plexus → one syslog TCP drain → sink
 #   http      HTTP POST /logs (500-message batches) → Plexus → one HTTP drain → sink
+#   post      POST /logs alone: 4 clients, 500-message batches, each 204 after its fsync
+#   always    the syslog scenario with -sync always (every append waits for its fsync)
 #   latency   TCP at 20,000 msgs/s → tail sessions (p50/p99 ingest→tail)
 #   fanout    1,000 channels, each with an HTTP drain, 50,000 msgs/s in total
 #   dead      one channel whose syslog drain is dead: 1,000,000 messages, then
@@ -36,24 +40,35 @@ summ() { python3 -c "
 import json;d=json.load(open('$1'))
 print('%-8s offered %9s  delivered %8d/%d  %9.0f msgs/s  p50 %7.2f ms  p99 %7.2f ms  in-band %d  lost %d' % ('$2', d.get('offered','max'), d['received'], d['n'], d['e2e_msgs_per_s'], d['latency_p50_ms'], d['latency_p99_ms'], d['reported_dropped'], d['lost']))"; }
 
-# --- rsyslog TCP → TCP -------------------------------------------------------
-if command -v rsyslogd >/dev/null; then
+# --- rsyslog TCP → TCP ---------------------------------------------------------
+# run_rsyslog NAME INPUT_MODULE QUEUE_PARAMS: one rsyslog forwarding TCP → TCP.
+run_rsyslog() {
+	local name=$1 module=$2 queue=$3
 	in=$(freeport); out=$(freeport)
-	cat >"$tmp/rsyslog.conf" <<CONF
-global(workDirectory="$tmp" maxMessageSize="64k")
-module(load="imtcp" MaxSessions="200")
-input(type="imtcp" port="$in" ruleset="fwd")
-ruleset(name="fwd" queue.type="FixedArray" queue.size="500000" queue.dequeueBatchSize="4096") {
+	mkdir -p "$tmp/$name"
+	cat >"$tmp/$name/rsyslog.conf" <<CONF
+global(workDirectory="$tmp/$name" maxMessageSize="64k")
+module(load="$module")
+input(type="$module" port="$in" ruleset="fwd")
+ruleset(name="fwd" $queue) {
   action(type="omfwd" target="127.0.0.1" port="$out" protocol="tcp" TCP_Framing="octet-counted"
          template="RSYSLOG_SyslogProtocol23Format")
 }
 CONF
-	rsyslogd -n -f "$tmp/rsyslog.conf" -i "$tmp/rsyslog.pid" >"$tmp/rsyslog.log" 2>&1 &
+	rsyslogd -n -f "$tmp/$name/rsyslog.conf" -i "$tmp/$name/rsyslog.pid" >"$tmp/$name/rsyslog.log" 2>&1 &
 	pids+=($!)
 	sleep 1
-	"$tmp/bench" -no-api -target "127.0.0.1:$in" -read sink -sink "127.0.0.1:$out" -n "$N" -conns 4 -idle 5s -json >"$tmp/rsyslog.json" 2>/dev/null || true
-	summ "$tmp/rsyslog.json" rsyslog
+	"$tmp/bench" -no-api -target "127.0.0.1:$in" -read sink -sink "127.0.0.1:$out" -n "$N" -conns 4 -idle 5s -json >"$tmp/$name.json" 2>/dev/null || true
+	summ "$tmp/$name.json" "$name"
 	kill "${pids[-1]}"; unset 'pids[-1]'
+}
+if command -v rsyslogd >/dev/null; then
+	mem='queue.type="FixedArray" queue.size="500000" queue.dequeueBatchSize="4096"'
+	run_rsyslog rsyslog imtcp "$mem"
+	# imptcp: rsyslog's fastest TCP input (what it recommends for throughput).
+	run_rsyslog imptcp imptcp "$mem"
+	# The durable peer: a disk-assisted queue (spills to disk, kept at shutdown).
+	run_rsyslog rsys-da imptcp 'queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="4096" queue.filename="daq" queue.maxDiskSpace="2g" queue.saveOnShutdown="on" queue.highWatermark="400000"'
 else
 	echo "rsyslog    (rsyslogd not installed: skipped)"
 fi
@@ -76,10 +91,25 @@ b -proto tcp -target "$tcp" -tokens 1 -read sink -drain syslog >"$tmp/syslog.jso
 summ "$tmp/syslog.json" syslog
 b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read sink -drain http >"$tmp/http.json" 2>/dev/null || true
 summ "$tmp/http.json" http
+b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read none >"$tmp/post.json" 2>/dev/null || true
+python3 -c "import json;d=json.load(open('$tmp/post.json'));print('post     POST /logs, 4 clients, 500-message batches, durable 204s: %9.0f msgs/s' % d.get('send_msgs_per_s', d.get('e2e_msgs_per_s',0)))"
 "$tmp/bench" -api "$api" -key bench -n 200000 -conns 4 -tokens 4 -rate 20000 -proto tcp -target "$tcp" -read tail -json >"$tmp/latency.json" 2>/dev/null || true
 summ "$tmp/latency.json" latency
 "$tmp/bench" -api "$api" -key bench -n 500000 -conns 4 -tokens 1000 -rate 50000 -proto tcp -target "$tcp" -read sink -drain http -json >"$tmp/fanout.json" 2>/dev/null || true
 summ "$tmp/fanout.json" fanout
+kill "${pids[-1]}"; unset 'pids[-1]'
+
+# --- -sync always: every append waits for its fsync -------------------------
+rm -f "$tmp/addrs.json"
+PLEXUS_AUTH_KEY=bench "$tmp/plexus" -data-dir "$tmp/data3" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
+	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 -sync always \
+	-drain-retention-bytes 1073741824 -log-level warn >"$tmp/plexus3.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done
+api=http://$(field "$tmp/addrs.json" api)
+tcp=$(field "$tmp/addrs.json" syslog_tcp)
+b -proto tcp -target "$tcp" -tokens 1 -read sink -drain syslog >"$tmp/always.json" 2>/dev/null || true
+summ "$tmp/always.json" always
 kill "${pids[-1]}"; unset 'pids[-1]'
 
 # --- a dead drain with default retention ---------------------------------------
@@ -94,9 +124,11 @@ tcp=$(field "$tmp/addrs.json" syslog_tcp)
 	-drain-url syslog://127.0.0.1:9 -keep -json >"$tmp/dead.json" 2>/dev/null || true
 python3 -c "import json;d=json.load(open('$tmp/dead.json'));print('dead     1000000 undelivered messages to a dead drain: server RSS %.1f MB (drain retention bound 64 MiB)' % d.get('server_rss_mb',0))"
 
-if [[ -s "$tmp/rsyslog.json" ]]; then
-	r=$(rate "$tmp/rsyslog.json")
-	for s in ingest syslog http; do
-		python3 -c "print('%-8s / rsyslog TCP→TCP = %.2f' % ('$s', $(rate "$tmp/$s.json") / $r))"
+for peer in rsyslog imptcp rsys-da; do
+	[[ -s "$tmp/$peer.json" ]] || continue
+	r=$(rate "$tmp/$peer.json")
+	for s in ingest syslog http always; do
+		[[ -s "$tmp/$s.json" ]] || continue
+		python3 -c "print('%-8s / %-7s TCP→TCP = %.2f' % ('$s', '$peer', $(rate "$tmp/$s.json") / $r))"
 	done
-fi
+done

@@ -3,6 +3,8 @@ package embedded
 import (
 	"sort"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // cache keeps the newest part of the write-ahead log in memory: slabs,
@@ -27,7 +29,10 @@ type cache struct {
 }
 
 // slab is a copy of log positions [start, start+used). buf never changes
-// after the slab is made, so readers may slice it under the read lock.
+// after the slab is made, so readers may slice it under the read lock. Its
+// memory is mapped outside the Go heap (newSlabBuf): the garbage collector
+// neither scans it nor lets the heap grow twice its size, so the cache
+// costs its limit in RSS and no more.
 type slab struct {
 	start int64
 	used  int // written by the appender only
@@ -60,10 +65,10 @@ func (c *cache) reserve(pos int64, n int, keepFrom int64) []byte {
 			s = c.free[k-1]
 			c.free = c.free[:k-1]
 		} else {
-			s = &slab{buf: make([]byte, c.slabSize)}
+			s = &slab{buf: newSlabBuf(c.slabSize)}
 		}
 	} else {
-		s = &slab{buf: make([]byte, n)} // oversize: not recycled
+		s = &slab{buf: newSlabBuf(n)} // oversize: not recycled
 	}
 	s.start, s.used = pos, n
 	c.mu.Lock()
@@ -98,6 +103,38 @@ func (c *cache) recycle(s *slab) {
 	if len(s.buf) == c.slabSize && len(c.free) < 4 {
 		s.used = 0
 		c.free = append(c.free, s)
+		return
+	}
+	freeSlabBuf(s.buf)
+	s.buf = nil
+}
+
+// close releases every slab (no reader may use the cache any more).
+func (c *cache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.slabs {
+		freeSlabBuf(s.buf)
+	}
+	for _, s := range c.free {
+		freeSlabBuf(s.buf)
+	}
+	c.slabs, c.free, c.held = nil, nil, 0
+}
+
+// newSlabBuf maps n bytes of anonymous memory (falling back to the heap
+// where mapping fails).
+func newSlabBuf(n int) []byte {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	if err != nil {
+		return make([]byte, n)
+	}
+	return b
+}
+
+func freeSlabBuf(b []byte) {
+	if b != nil {
+		_ = unix.Munmap(b) // fails harmlessly for a heap fallback
 	}
 }
 

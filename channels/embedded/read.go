@@ -421,6 +421,7 @@ func (l *Log) Close() error {
 	}
 	err := l.writeCheckpoint()
 	l.closeFiles()
+	l.cache.close()
 	return err
 }
 
