@@ -3,9 +3,14 @@ package channels
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"time"
 )
+
+// UnboundedCount is a Retention.Count that bounds nothing in practice
+// (2^50 messages), exact in every backend (Lua numbers are doubles): it
+// expresses "no bound at all", which the zero Retention (the default)
+// cannot.
+const UnboundedCount = 1 << 50
 
 // ChannelRetention is a channel's own retention, set through the v3 API
 // ("retention":{"messages":N,"bytes":B,"age":"24h"}) and stored with the
@@ -137,7 +142,7 @@ func (r *ChannelRetention) Apply(base Retention) Retention {
 		return base
 	}
 	if r.Messages != nil {
-		base.Count = int(min(*r.Messages, int64(math.MaxInt)))
+		base.Count = int(min(*r.Messages, UnboundedCount))
 	}
 	if r.Bytes != nil {
 		base.Bytes = *r.Bytes
