@@ -99,13 +99,13 @@ func (st *stream) fromTime(ctx context.Context, info channels.LogInfo, t time.Ti
 
 // logsPage is a parsed paging request of GET /v3/channels/{id}/logs.
 type logsPage struct {
-	after     channels.Cursor
-	hasAfter  bool
-	since     time.Time
-	hasSince  bool
-	limit     int
-	maxBytes  int
-	ps, src   string
+	after    channels.Cursor
+	hasAfter bool
+	since    time.Time
+	hasSince bool
+	limit    int
+	maxBytes int
+	ps, src  string
 }
 
 // isPaging reports whether a logs request asks for a page rather than

@@ -39,12 +39,12 @@ type Manager struct {
 	every   time.Duration    // reconcile interval
 
 	mu       sync.Mutex
-	states   map[int64]*drainState // drains with a running worker
-	last     map[int64]*worker     // each drain's newest worker, until it is done
-	workers  map[int64]*worker     // running workers (Run's goroutine only)
+	states   map[int64]*drainState         // drains with a running worker
+	last     map[int64]*worker             // each drain's newest worker, until it is done
+	workers  map[int64]*worker             // running workers (Run's goroutine only)
 	retained map[string]channels.Retention // channels whose retention we set, and to what
 	retMu    sync.Mutex                    // serializes applyRetention
-	ignored  map[int64]string      // unsupported URLs already logged
+	ignored  map[int64]string              // unsupported URLs already logged
 	wg       sync.WaitGroup
 
 	// Shutdown (guarded by mu): shut is closed when it starts, abort when

@@ -33,6 +33,10 @@ func (m *Manager) ApplyRetention(ctx context.Context) error {
 // own retention or in withDrains, and restores the default of channels
 // it set before that have neither any more.
 func (m *Manager) applyRetention(ctx context.Context, withDrains map[string]bool) {
+	// Read and apply under one lock: a concurrent call with an older
+	// reading never applies after a newer one.
+	m.retMu.Lock()
+	defer m.retMu.Unlock()
 	own, err := m.Store.ChannelRetentions(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -50,8 +54,6 @@ func (m *Manager) applyRetention(ctx context.Context, withDrains map[string]bool
 	for ch, r := range own {
 		want[ch] = effectiveRetention(cfg, &r, withDrains[ch])
 	}
-	m.retMu.Lock()
-	defer m.retMu.Unlock()
 	if m.retained == nil {
 		m.retained = make(map[string]channels.Retention)
 	}
