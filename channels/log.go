@@ -57,7 +57,8 @@ type Log interface {
 	Info(ctx context.Context, channelID string) (LogInfo, error)
 
 	// SetRetention changes one channel's retention (the zero value restores
-	// the default). The drain manager extends retention for channels with
+	// the default). The drain manager sets it: a channel's own retention
+	// (Channel.Retention) combined with the extension for channels with
 	// drains.
 	SetRetention(channelID string, r Retention)
 
