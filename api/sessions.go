@@ -64,6 +64,14 @@ func (s *Server) createSession(kind sessionKind) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		if msg, ok := validSessionBody(body); !ok {
+			if kind == sessionLegacyText {
+				writeText(w, http.StatusUnprocessableEntity, msg)
+			} else {
+				writeJSONError(w, http.StatusUnprocessableEntity, msg)
+			}
+			return
+		}
 		sess, err := s.Store.CreateSession(r.Context(), body, s.conf.SessionTTL)
 		if err != nil {
 			s.fail(w, r, err, false)
@@ -101,6 +109,10 @@ func parseSessionBody(w http.ResponseWriter, body []byte) (any, bool) {
 // at the session streaming route | 422 {"error":"channel not found"}.
 func (s *Server) v3CreateSession(w http.ResponseWriter, r *http.Request, in any) {
 	req := in.(v3SessionBody)
+	if msg, ok := validSessionBody(req.body); !ok {
+		writeJSONError(w, http.StatusUnprocessableEntity, msg)
+		return
+	}
 	if _, err := s.Store.Channel(r.Context(), req.req.ChannelID); err != nil {
 		if channels.IsNotFound(err) {
 			writeJSONError(w, http.StatusUnprocessableEntity, "channel not found")
@@ -191,6 +203,14 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 				resume = true
 			}
 		}
+		var sinceTime time.Time
+		fromTime := false
+		if !resume {
+			var valid bool
+			if sinceTime, fromTime, valid = sessionStart(w, r, sess.Body); !valid {
+				return
+			}
+		}
 		info, err := s.Log.Info(ctx, req.ChannelID)
 		if err != nil {
 			s.fail(w, r, err, false)
@@ -215,9 +235,12 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 		w.WriteHeader(http.StatusOK)
 
 		var cur channels.Cursor
-		if resume {
+		switch {
+		case resume:
 			cur, err = st.resume(ctx, info, since)
-		} else {
+		case fromTime:
+			cur, err = st.fromTime(ctx, info, sinceTime)
+		default:
 			cur, err = st.history(ctx, info)
 		}
 		if err == nil && req.Tail && !canary && !s.conf.DenyTails && ch.HasFlag("no_tail") {

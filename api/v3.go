@@ -177,11 +177,20 @@ func emptyBody(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
 type putChannel struct {
 	names     []string
 	setTokens bool
+	// retention: set (or removed, when nil) if setRetention; retErr is a
+	// validation failure answered 422 after authentication.
+	retention    *channels.ChannelRetention
+	setRetention bool
+	retErr       error
 }
 
 // parsePutChannel: {"tokens":["a","b"]} sets the token set to exactly
 // those names; {} (no tokens key) removes every token, as Logplex. An
 // empty body (Logplex: 400) only makes sure the channel exists.
+// "retention":{"messages":N,"bytes":B,"age":"24h"} (a Plexus extension)
+// sets the channel's own retention, null removes it; a body with
+// retention and no tokens key keeps the tokens. A channel's retention is
+// kept by PUTs that do not name it.
 func parsePutChannel(w http.ResponseWriter, body []byte) (any, bool) {
 	if emptyBody(body) {
 		return putChannel{}, true
@@ -197,6 +206,13 @@ func parsePutChannel(w http.ResponseWriter, body []byte) (any, bool) {
 			return nil, false
 		}
 	}
+	if raw, found := obj["retention"]; found {
+		in.setRetention = true
+		in.retention, in.retErr = channels.ParseChannelRetention(raw)
+		if _, hasTokens := obj["tokens"]; !hasTokens {
+			in.setTokens = false // {"retention":…} alone keeps the tokens
+		}
+	}
 	return in, true
 }
 
@@ -206,10 +222,15 @@ type channelDoc struct {
 	Channel string            `json:"channel"`
 	Tokens  map[string]string `json:"tokens,omitempty"`
 	Drains  []drainJSON       `json:"drains,omitempty"`
+	// Retention is the channel's own retention (a Plexus extension).
+	Retention *channels.ChannelRetention `json:"retention,omitempty"`
 }
 
 func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token) (channelDoc, error) {
 	doc := channelDoc{Channel: id}
+	if ch, err := s.Store.Channel(r.Context(), id); err == nil {
+		doc.Retention = ch.Retention
+	}
 	if tokens == nil {
 		var err error
 		if tokens, err = s.Store.ChannelTokens(r.Context(), id); err != nil {
@@ -236,10 +257,20 @@ func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token)
 func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 	req := in.(putChannel)
 	id := mux.Vars(r)["id"]
+	if req.retErr != nil {
+		writeJSONError(w, http.StatusUnprocessableEntity, req.retErr.Error())
+		return
+	}
 	_, tokens, created, err := s.Store.PutChannel(r.Context(), id, req.names, req.setTokens)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return
+	}
+	if req.setRetention {
+		if _, err := s.Store.SetChannelRetention(r.Context(), id, req.retention); err != nil {
+			s.fail(w, r, err, true)
+			return
+		}
 	}
 	if tokens == nil {
 		tokens = []channels.Token{} // do not list again: PutChannel returned the set
@@ -500,6 +531,9 @@ func (s *Server) v3Nodes(w http.ResponseWriter, r *http.Request, _ any) {
 // counted but not written, as Logplex). Logplex read N+1 messages (LRANGE
 // 0 N); Plexus reads N.
 func (s *Server) v3Logs(w http.ResponseWriter, r *http.Request, _ any) {
+	if s.v3LogsRoute(w, r) {
+		return // after, since_time, limit or max_bytes: a page (history.go)
+	}
 	ctx, id := r.Context(), mux.Vars(r)["id"]
 	if _, err := s.Store.Channel(ctx, id); err != nil {
 		s.v3Fail(w, r, err)
@@ -521,10 +555,11 @@ func (s *Server) v3Logs(w http.ResponseWriter, r *http.Request, _ any) {
 	var recs channels.Records
 	var out []byte
 	count := 0
+	ps, src := r.URL.Query().Get("ps"), r.URL.Query().Get("source")
 	from := channels.Cursor{Epoch: info.Epoch, Offset: info.Next - min(uint64(num), info.Next-info.First)}
 	_, err = s.readRange(ctx, id, from, info.Next, &recs, func(rec channels.Record) {
 		count++
-		if f, ok := syslog.Parse(rec.Data); ok {
+		if f, ok := syslog.Parse(rec.Data); ok && logsMatch(f, ps, src) {
 			out = syslog.AppendLogsFrame(out, f)
 		}
 	})

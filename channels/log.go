@@ -2,6 +2,7 @@ package channels
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -39,6 +40,14 @@ type Log interface {
 	// bound) with offsets >= from.Offset. It does not block.
 	Read(ctx context.Context, channelID string, from Cursor, limit, maxBytes int, dst *Records) (ReadResult, error)
 
+	// Seek returns the cursor of the first retained message of channelID
+	// ingested at or after t: the oldest retained message when t is before
+	// it, the log's next offset when every message is older (or the log is
+	// empty). Ingest times never decrease along a channel's offsets (the
+	// log clamps them), so among messages with equal times the one with
+	// the lowest offset is first. Only messages a Read would return count.
+	Seek(ctx context.Context, channelID string, t time.Time) (Cursor, error)
+
 	// Wait blocks until the channel has a message with offset >= next (in
 	// the current epoch), the epoch changed, or ctx is done (ctx.Err()).
 	Wait(ctx context.Context, channelID string, next uint64) error
@@ -48,7 +57,8 @@ type Log interface {
 	Info(ctx context.Context, channelID string) (LogInfo, error)
 
 	// SetRetention changes one channel's retention (the zero value restores
-	// the default). The drain manager extends retention for channels with
+	// the default). The drain manager sets it: a channel's own retention
+	// (Channel.Retention) combined with the extension for channels with
 	// drains.
 	SetRetention(channelID string, r Retention)
 
@@ -191,3 +201,20 @@ func (b *Batch) Raw() (data []byte, ends []int) { return b.buf, b.ends }
 
 // Reset empties b, keeping its memory and ChannelID.
 func (b *Batch) Reset() { b.buf, b.ends = b.buf[:0], b.ends[:0] }
+
+// TimeNanos returns t as Unix nanoseconds, as record times are kept,
+// clamped to the int64 range (UnixNano is undefined outside it).
+func TimeNanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanoTime):
+		return math.MinInt64
+	case t.After(maxNanoTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)

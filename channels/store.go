@@ -21,6 +21,13 @@ type Store interface {
 	PutChannel(ctx context.Context, id string, tokenNames []string, setTokens bool) (ch Channel, tokens []Token, created bool, err error)
 	// Channel returns a channel (ErrChannelNotFound).
 	Channel(ctx context.Context, id string) (Channel, error)
+	// SetChannelRetention sets a channel's own retention (nil removes it)
+	// and returns the channel (ErrChannelNotFound). Like any channel
+	// change it signals Changes, so the drain manager applies it to the log.
+	SetChannelRetention(ctx context.Context, id string, r *ChannelRetention) (Channel, error)
+	// ChannelRetentions returns the own retention of every channel that
+	// has one, by channel id (from the in-memory copy).
+	ChannelRetentions(ctx context.Context) (map[string]ChannelRetention, error)
 	// DeleteChannel deletes a channel with its tokens and drains.
 	DeleteChannel(ctx context.Context, id string) error
 

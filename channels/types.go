@@ -16,6 +16,9 @@ type Channel struct {
 	ID    string   `json:"id"`
 	Name  string   `json:"name,omitempty"`
 	Flags []string `json:"flags,omitempty"` // "no_tail", "no_redis"; kept across v3 PUT
+	// Retention is the channel's own retention (nil: none); kept across
+	// v3 PUTs that do not name it.
+	Retention *ChannelRetention `json:"retention,omitempty"`
 }
 
 // HasFlag reports whether the channel carries flag f.

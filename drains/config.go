@@ -12,8 +12,14 @@ import (
 type Config struct {
 	// Retention is set on the log of every channel that has at least one
 	// drain with a destination, and reset (zero Retention: the log's
-	// default) when it has none. Zero: the manager leaves retention alone.
+	// default) when it has none. Zero: no extension for drains.
 	Retention channels.Retention
+	// DefaultRetention is the log's retention of a channel that sets
+	// none: the base that a channel's own retention (channels.Channel
+	// .Retention) changes when it has no drains (zero:
+	// channels.DefaultRetention). The manager applies a channel's own
+	// retention combined with the drain extension (see effectiveRetention).
+	DefaultRetention channels.Retention
 	// BatchBytes is the target size of one HTTP request body (default
 	// 102400, Logplex's http_drain_target_bytes). Syslog writes are at most
 	// min(BatchBytes, 64 KiB).

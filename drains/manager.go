@@ -39,11 +39,12 @@ type Manager struct {
 	every   time.Duration    // reconcile interval
 
 	mu       sync.Mutex
-	states   map[int64]*drainState // drains with a running worker
-	last     map[int64]*worker     // each drain's newest worker, until it is done
-	workers  map[int64]*worker     // running workers (Run's goroutine only)
-	retained map[string]bool       // channels whose retention we set
-	ignored  map[int64]string      // unsupported URLs already logged
+	states   map[int64]*drainState         // drains with a running worker
+	last     map[int64]*worker             // each drain's newest worker, until it is done
+	workers  map[int64]*worker             // running workers (Run's goroutine only)
+	retained map[string]channels.Retention // channels whose retention we set, and to what
+	retMu    sync.Mutex                    // serializes applyRetention
+	ignored  map[int64]string              // unsupported URLs already logged
 	wg       sync.WaitGroup
 
 	// Shutdown (guarded by mu): shut is closed when it starts, abort when
@@ -161,7 +162,11 @@ func (m *Manager) init() {
 	m.last = make(map[int64]*worker)
 	m.mu.Unlock()
 	m.workers = make(map[int64]*worker)
-	m.retained = make(map[string]bool)
+	m.retMu.Lock()
+	if m.retained == nil {
+		m.retained = make(map[string]channels.Retention)
+	}
+	m.retMu.Unlock()
 	m.ignored = make(map[int64]string)
 }
 
@@ -235,20 +240,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 		}
 	}
 
-	if m.cfg.Retention != (channels.Retention{}) {
-		for ch := range chans {
-			if !m.retained[ch] {
-				m.Log.SetRetention(ch, m.cfg.Retention)
-				m.retained[ch] = true
-			}
-		}
-		for ch := range m.retained {
-			if !chans[ch] {
-				m.Log.SetRetention(ch, channels.Retention{})
-				delete(m.retained, ch)
-			}
-		}
-	}
+	m.applyRetention(ctx, chans)
 }
 
 func (m *Manager) start(wd wanted) {

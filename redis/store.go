@@ -3,6 +3,7 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -362,14 +363,14 @@ func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, 
 			return channels.Channel{}, nil, false, unavailable("put channel", err)
 		}
 		vals, _ := res.([]any)
-		if len(vals) < 4 {
+		if len(vals) < 5 {
 			return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInternal, "put channel: unexpected reply %v", res)
 		}
 		created, v := toInt(vals[0]) == 1, toUint(vals[1])
-		ch := channels.Channel{ID: id, Name: toString(vals[2]), Flags: parseFlags(toString(vals[3]))}
+		ch := channels.Channel{ID: id, Name: toString(vals[2]), Flags: parseFlags(toString(vals[3])), Retention: parseRetention(toString(vals[4]))}
 		var toks []channels.Token
 		keep := map[string]bool{}
-		for i := 4; i+1 < len(vals); i += 2 {
+		for i := 5; i+1 < len(vals); i += 2 {
 			t := channels.Token{ID: toString(vals[i]), ChannelID: id, Name: toString(vals[i+1])}
 			toks = append(toks, t)
 			keep[t.ID] = true
@@ -389,6 +390,48 @@ func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, 
 		return ch, toks, created, nil
 	}
 	return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInternal, "could not allocate unique tokens")
+}
+
+// SetChannelRetention implements channels.Store: the retention is the
+// JSON field "retention" of the ch:<id>:data hash.
+func (s *Store) SetChannelRetention(ctx context.Context, id string, r *channels.ChannelRetention) (channels.Channel, error) {
+	if err := s.begin(ctx); err != nil {
+		return channels.Channel{}, err
+	}
+	val := ""
+	if r != nil {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return channels.Channel{}, channels.Errorf(channels.CodeInternal, "set channel retention: %w", err)
+		}
+		val = string(b)
+	}
+	res, err := s.run(ctx, setChannelRetentionScript, id, val)
+	if err != nil {
+		return channels.Channel{}, unavailable("set channel retention", err)
+	}
+	vals, _ := res.([]any)
+	if len(vals) != 1 {
+		return channels.Channel{}, channels.Errorf(channels.CodeInternal, "set channel retention: unexpected reply %v", res)
+	}
+	if toInt(vals[0]) < 0 {
+		return channels.Channel{}, channels.ErrChannelNotFound
+	}
+	v := toUint(vals[0])
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	ch, ok := s.reg.Channel(id)
+	if !ok {
+		ch = channels.Channel{ID: id}
+	}
+	ch.Retention = r.Clone()
+	s.applyChannel(v, ch)
+	return ch, nil
+}
+
+// ChannelRetentions implements channels.Store.
+func (s *Store) ChannelRetentions(ctx context.Context) (map[string]channels.ChannelRetention, error) {
+	return s.reg.ChannelRetentions(), nil
 }
 
 // Channel implements channels.Store.

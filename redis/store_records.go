@@ -49,7 +49,20 @@ func parseFlags(s string) []string {
 }
 
 func channelFromHash(id string, h map[string]string) channels.Channel {
-	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"])}
+	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"]), Retention: parseRetention(h["retention"])}
+}
+
+// parseRetention reads the "retention" field of ch:<id>:data: the JSON of
+// a channels.ChannelRetention; empty or malformed means none.
+func parseRetention(s string) *channels.ChannelRetention {
+	if s == "" {
+		return nil
+	}
+	r, err := channels.ParseChannelRetention([]byte(s))
+	if err != nil {
+		return nil
+	}
+	return r
 }
 
 func tokenFromHash(id string, h map[string]string) (channels.Token, bool) {

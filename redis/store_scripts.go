@@ -82,7 +82,8 @@ return {id, notify(keys)}
 
 // putChannelScript: ARGV id, setTokens ("1"/"0"), n, n names, n candidate
 // token ids (one per name), then token ids the caller knows for the
-// channel. Returns {created, version, name, flags, token id, token name, ...}
+// channel. Returns {created, version, name, flags, retention, token id,
+// token name, ...}
 // with every token of the channel.
 var putChannelScript = goredis.NewScript(storeLuaPrelude + `
 local id, set, nn = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
@@ -140,13 +141,28 @@ if set then
 end
 local v
 if #keys > 0 then v = notify(keys) else v = version() end
-local data = redis.call('HMGET', ck, 'name', 'flags')
-local out = {created, v, data[1] or '', data[2] or ''}
+local data = redis.call('HMGET', ck, 'name', 'flags', 'retention')
+local out = {created, v, data[1] or '', data[2] or '', data[3] or ''}
 for _, tn in ipairs(toks) do
   out[#out+1] = tn[1]
   out[#out+1] = tn[2]
 end
 return out
+`)
+
+// setChannelRetentionScript: ARGV id, retention JSON ("" removes it).
+// Returns {version} or {-1} when the channel does not exist. The
+// retention is the field "retention" of ch:<id>:data (a Plexus addition
+// to Logplex's hash).
+var setChannelRetentionScript = goredis.NewScript(storeLuaPrelude + `
+local ck = 'ch:' .. ARGV[1] .. ':data'
+if redis.call('EXISTS', ck) == 0 then return {-1} end
+if ARGV[2] == '' then
+  redis.call('HDEL', ck, 'retention')
+else
+  redis.call('HSET', ck, 'retention', ARGV[2])
+end
+return {notify({ck})}
 `)
 
 // deleteChannelScript: ARGV id, number of token ids k, k token ids, then

@@ -634,6 +634,31 @@ func (s *Store) SetChannelFlags(ctx context.Context, id string, flags []string) 
 	return s.commit(journalEntry{Op: opChannel, Channel: &ch})
 }
 
+// SetChannelRetention implements Store.
+func (s *Store) SetChannelRetention(ctx context.Context, id string, r *channels.ChannelRetention) (channels.Channel, error) {
+	if err := s.begin(ctx); err != nil {
+		return channels.Channel{}, err
+	}
+	defer s.mu.Unlock()
+	ch, ok := s.reg.Channel(id)
+	if !ok {
+		return channels.Channel{}, channels.ErrChannelNotFound
+	}
+	if ch.Retention.Equal(r) {
+		return ch, nil
+	}
+	ch.Retention = r.Clone()
+	if err := s.commit(journalEntry{Op: opChannel, Channel: &ch}); err != nil {
+		return channels.Channel{}, err
+	}
+	return ch, nil
+}
+
+// ChannelRetentions implements Store.
+func (s *Store) ChannelRetentions(ctx context.Context) (map[string]channels.ChannelRetention, error) {
+	return s.reg.ChannelRetentions(), nil
+}
+
 // Channel implements Store.
 func (s *Store) Channel(ctx context.Context, id string) (channels.Channel, error) {
 	ch, ok := s.reg.Channel(id)

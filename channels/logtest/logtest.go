@@ -58,6 +58,8 @@ func Run(t *testing.T, open func(t *testing.T) channels.Log, opts ...Options) {
 		{"RetentionAge", testRetentionAge},
 		{"RetentionKeep", testRetentionKeep},
 		{"SetRetentionExtends", testSetRetentionExtends},
+		{"Seek", testSeek},
+		{"SeekRetention", testSeekRetention},
 		{"WaitReady", testWaitReady},
 		{"WaitWakes", testWaitWakes},
 		{"WaitCancel", testWaitCancel},
@@ -769,5 +771,101 @@ func testAppendAfterClose(t *testing.T, s *suite) {
 	b.Add(message(a, 2))
 	if err := s.log.Append(context.Background(), []*channels.Batch{b}); err == nil {
 		t.Fatalf("Append after Close = nil, want an error")
+	}
+}
+
+// appendAt appends messages from..to (inclusive) of ch in one batch with
+// ingest time at.
+func appendAt(t *testing.T, l channels.Log, ch string, from, to uint64, at time.Time) {
+	t.Helper()
+	b := &channels.Batch{ChannelID: ch, Time: at.UnixNano()}
+	for i := from; i <= to; i++ {
+		b.Add(message(ch, i))
+	}
+	if err := l.Append(context.Background(), []*channels.Batch{b}); err != nil {
+		t.Fatalf("Append(%s, %d..%d) = %v", ch, from, to, err)
+	}
+}
+
+func seek(t *testing.T, l channels.Log, ch string, at time.Time) channels.Cursor {
+	t.Helper()
+	c, err := l.Seek(context.Background(), ch, at)
+	if err != nil {
+		t.Fatalf("Seek(%s, %v) = %v", ch, at, err)
+	}
+	return c
+}
+
+// testSeek: Seek finds the first message ingested at or after a time;
+// among equal times the lowest offset; before everything the first
+// message, after everything the next offset.
+func testSeek(t *testing.T, s *suite) {
+	a := s.ch("a")
+	if c := seek(t, s.log, s.ch("unknown"), time.Now()); c.Offset != 1 {
+		t.Fatalf("Seek(unknown channel) = %+v, want offset 1", c)
+	}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	appendAt(t, s.log, a, 1, 3, t0)
+	appendAt(t, s.log, a, 4, 5, t0.Add(10*time.Second))
+	appendAt(t, s.log, a, 6, 8, t0.Add(10*time.Second)) // equal time: ties by offset
+	appendAt(t, s.log, a, 9, 10, t0.Add(20*time.Second))
+	for i := uint64(11); i <= 40; i++ { // many small records
+		appendAt(t, s.log, a, i, i, t0.Add(time.Duration(20+i)*time.Second))
+	}
+	epoch := info(t, s.log, a).Epoch
+	cases := []struct {
+		name string
+		at   time.Time
+		want uint64
+	}{
+		{"long before", t0.Add(-time.Hour), 1},
+		{"zero time", time.Time{}, 1},
+		{"first time", t0, 1},
+		{"just after first", t0.Add(time.Nanosecond), 4},
+		{"equal times", t0.Add(10 * time.Second), 4},
+		{"between", t0.Add(15 * time.Second), 9},
+		{"third", t0.Add(20 * time.Second), 9},
+		{"single", t0.Add(31 * time.Second), 11},
+		{"middle", t0.Add(45 * time.Second), 25},
+		{"last", t0.Add(60 * time.Second), 40},
+		{"after last", t0.Add(60*time.Second + 1), 41},
+		{"far future", t0.Add(1000 * time.Hour), 41},
+	}
+	for _, tc := range cases {
+		c := seek(t, s.log, a, tc.at)
+		if c.Offset != tc.want || c.Epoch != epoch {
+			t.Errorf("Seek(%s) = %+v, want offset %d in epoch %s", tc.name, c, tc.want, epoch)
+		}
+		// Reading from the cursor gives the message found, with that time.
+		if tc.want <= 40 {
+			_, r := read(t, s.log, a, c, 1, 0)
+			if r.Len() != 1 || r.At(0).Offset != tc.want || r.At(0).Time < channels.TimeNanos(tc.at) {
+				t.Errorf("Read(Seek(%s)) = %d records (first %+v), want offset %d at or after %v", tc.name, r.Len(), r.At(0), tc.want, tc.at)
+			}
+		}
+	}
+}
+
+// testSeekRetention: a time before the oldest retained message seeks to
+// the oldest retained message, never to a trimmed one.
+func testSeekRetention(t *testing.T, s *suite) {
+	a := s.ch("a")
+	s.log.SetRetention(a, channels.Retention{Count: 10})
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for i := uint64(1); i <= 100; i += 5 {
+		appendAt(t, s.log, a, i, i+4, t0.Add(time.Duration(i)*time.Second))
+	}
+	li := info(t, s.log, a)
+	if li.First <= 1 {
+		t.Fatalf("Info = %+v: nothing trimmed", li)
+	}
+	if c := seek(t, s.log, a, t0); c.Offset != li.First {
+		t.Fatalf("Seek(before retention) = %+v, want the first retained offset %d", c, li.First)
+	}
+	if c := seek(t, s.log, a, t0.Add(96*time.Second)); c.Offset != 96 {
+		t.Fatalf("Seek(newest record) = %+v, want 96", c)
+	}
+	if c := seek(t, s.log, a, t0.Add(97*time.Second)); c.Offset != 101 {
+		t.Fatalf("Seek(after the newest) = %+v, want 101", c)
 	}
 }

@@ -27,6 +27,7 @@ import (
 type Registry struct {
 	mu         sync.RWMutex
 	channels   map[string]channels.Channel
+	retained   map[string]struct{} // channels with their own retention
 	tokens     map[string]channels.Token
 	chanTokens map[string]map[string]struct{} // channel id → token ids
 	drains     map[int64]drainEntry
@@ -99,6 +100,7 @@ func New() *Registry {
 
 func (r *Registry) reset() {
 	r.channels = map[string]channels.Channel{}
+	r.retained = map[string]struct{}{}
 	r.tokens = map[string]channels.Token{}
 	r.chanTokens = map[string]map[string]struct{}{}
 	r.drains = map[int64]drainEntry{}
@@ -369,6 +371,25 @@ func (r *Registry) PutChannel(c channels.Channel) {
 
 func (r *Registry) putChannel(c channels.Channel) {
 	r.channels[c.ID] = cloneChannel(c)
+	if c.Retention != nil {
+		r.retained[c.ID] = struct{}{}
+	} else {
+		delete(r.retained, c.ID)
+	}
+}
+
+// ChannelRetentions returns the own retention of every channel that has
+// one, by channel id.
+func (r *Registry) ChannelRetentions() map[string]channels.ChannelRetention {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make(map[string]channels.ChannelRetention, len(r.retained))
+	for id := range r.retained {
+		if c := r.channels[id]; c.Retention != nil {
+			out[id] = *c.Retention.Clone()
+		}
+	}
+	return out
 }
 
 // DeleteChannel removes a channel with its tokens, its drains and their
@@ -378,6 +399,7 @@ func (r *Registry) DeleteChannel(id string) bool {
 	r.mu.Lock()
 	_, found := r.channels[id]
 	delete(r.channels, id)
+	delete(r.retained, id)
 	var del []string
 	for tid := range r.chanTokens[id] {
 		del = append(del, tid)
@@ -773,6 +795,7 @@ func (r *Registry) SessionCount() int {
 
 func cloneChannel(c channels.Channel) channels.Channel {
 	c.Flags = slices.Clone(c.Flags)
+	c.Retention = c.Retention.Clone()
 	return c
 }
 

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Store) {
 		{"CreateChannelNoTokens", testCreateChannelNoTokens},
 		{"PutChannel", testPutChannel},
 		{"DeleteChannel", testDeleteChannel},
+		{"ChannelRetention", testChannelRetention},
 		{"CreateToken", testCreateToken},
 		{"ReserveDrain", testReserveDrain},
 		{"CreateDrain", testCreateDrain},
@@ -769,5 +770,84 @@ func testClose(t *testing.T, s channels.Store) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// testChannelRetention: a channel's own retention is stored with it, kept
+// by PutChannel, listed by ChannelRetentions, removed by nil and deleted
+// with the channel.
+func testChannelRetention(t *testing.T, s channels.Store) {
+	if _, err := s.SetChannelRetention(ctx(t), "nope", &channels.ChannelRetention{}); !channels.IsNotFound(err) {
+		t.Fatalf("SetChannelRetention(unknown) = %v, want not found", err)
+	}
+	if _, _, _, err := s.PutChannel(ctx(t), "ret", []string{"a"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := s.PutChannel(ctx(t), "plain", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	msgs, age := int64(5000), 24*time.Hour
+	want := &channels.ChannelRetention{Messages: &msgs, Age: &age}
+	ch, err := s.SetChannelRetention(ctx(t), "ret", want)
+	if err != nil || !ch.Retention.Equal(want) {
+		t.Fatalf("SetChannelRetention = %+v, %v", ch, err)
+	}
+	msgs = 1 // the store keeps its own copy
+	stored := func() *channels.ChannelRetention {
+		c, err := s.Channel(ctx(t), "ret")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Retention
+	}
+	five := int64(5000)
+	wantCopy := &channels.ChannelRetention{Messages: &five, Age: &age}
+	if r := stored(); !r.Equal(wantCopy) {
+		t.Fatalf("Channel().Retention = %+v, want %+v", r, wantCopy)
+	}
+	if _, _, _, err := s.PutChannel(ctx(t), "ret", []string{"a", "b"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if r := stored(); !r.Equal(wantCopy) {
+		t.Fatalf("after PutChannel Retention = %+v, want it kept", r)
+	}
+	all, err := s.ChannelRetentions(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := all["ret"]; len(all) != 1 || !ok || !r.Equal(wantCopy) {
+		t.Fatalf("ChannelRetentions = %+v, want only ret", all)
+	}
+	// Zero values are given values, not absent ones.
+	zero := int64(0)
+	if _, err := s.SetChannelRetention(ctx(t), "ret", &channels.ChannelRetention{Bytes: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if r := stored(); r == nil || r.Bytes == nil || *r.Bytes != 0 || r.Messages != nil || r.Age != nil {
+		t.Fatalf("after setting bytes 0: %+v", r)
+	}
+	if _, err := s.SetChannelRetention(ctx(t), "ret", nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := stored(); r != nil {
+		t.Fatalf("after removing: %+v", r)
+	}
+	if all, _ := s.ChannelRetentions(ctx(t)); len(all) != 0 {
+		t.Fatalf("ChannelRetentions after removing = %+v", all)
+	}
+	if _, err := s.SetChannelRetention(ctx(t), "ret", wantCopy); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteChannel(ctx(t), "ret"); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := s.ChannelRetentions(ctx(t)); len(all) != 0 {
+		t.Fatalf("ChannelRetentions after delete = %+v", all)
+	}
+	if _, _, _, err := s.PutChannel(ctx(t), "ret", nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if r := stored(); r != nil {
+		t.Fatalf("a re-created channel has the old retention %+v", r)
 	}
 }

@@ -178,6 +178,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		Logger:    n.Logger.With().Str("component", "drains").Logger(),
 		Metrics:   drains.NewMetrics(n.reg),
 	}
+	// The log's default, which a channel's own retention changes.
+	n.drains.Config.DefaultRetention = channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes}
 	n.api = &api.Server{
 		Config: api.Config{
 			AuthKey:       cfg.AuthKey,
@@ -270,6 +272,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return fmt.Errorf("load config: %w", err)
 	}
 	n.Logger.Info().Dur("load_time", time.Since(start)).Msg("config loaded")
+	// Channel and drain retention before syslog input and drains start.
+	if err := n.drains.ApplyRetention(ctx); err != nil && ctx.Err() == nil {
+		n.Logger.Error().Err(err).Msg("apply channel retention")
+	}
 
 	n.mu.Lock()
 	if n.closing {
