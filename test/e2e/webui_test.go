@@ -228,6 +228,15 @@ func TestWebUI(t *testing.T) {
 	}
 
 	phase("open channel")
+	// Where the server lists channels (GET /v3/channels), the page offers
+	// them.
+	if r := s.API(t, "GET", "/v3/channels", nil); r.Status == http.StatusOK {
+		waitFor(t, 5*time.Second, "channel shop among the suggestions", func() (bool, string) {
+			opts := eval[[]string](b, "[...document.querySelectorAll('#channel-list option')].map(o => o.value)")
+			return len(opts) == 1 && opts[0] == "shop", fmt.Sprint(opts)
+		})
+	}
+
 	// Open the channel: the newest 100 lines of history, then live.
 	b.run("open channel", chromedp.SendKeys(chromedp.CSS("#channel"), "shop"), chromedp.Click(chromedp.CSS("#open")))
 	b.waitStatus("live", 10*time.Second)
