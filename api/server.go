@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
+	"github.com/plexus-router/plexus/api/ui"
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/router"
 	"github.com/plexus-router/plexus/syslog"
@@ -182,14 +183,18 @@ func (s *Server) init() {
 }
 
 // APIHandler serves the management API: legacy v1/v2 routes, v3 routes,
-// the credentials API, session creation and streaming, and GET /metrics
-// (without authentication, like Logplex's metrics listener).
+// the credentials API, session creation and streaming, GET /metrics
+// (without authentication, like Logplex's metrics listener) and the web
+// page under /ui/ (package ui; its files need no authentication, what it
+// shows comes from the API with the user's credential).
 func (s *Server) APIHandler() http.Handler {
 	s.init()
 	m := mux.NewRouter()
 	m.SkipClean(true) // answer odd paths with 404 rather than redirects
 
 	m.Handle("/metrics", s.instrument("/metrics", s.metricsHandler())).Methods(http.MethodGet)
+	m.PathPrefix(ui.Prefix).Handler(s.instrument(ui.Prefix, ui.Handler()))
+	m.Handle("/ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
 	s.registerV3(m)
 	s.registerLegacy(m)
 

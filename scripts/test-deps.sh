@@ -2,7 +2,7 @@
 # Installs the programs the tests use that Go does not fetch:
 #   redis-server and redis-cli (redis backend and cluster tests), rsyslogd +
 #   the gtls driver (forwarding and drain end-to-end tests), logger
-#   (injecting messages into rsyslog).
+#   (injecting messages into rsyslog), chromium (the web UI's browser test).
 # Idempotent: does nothing when everything is there. As root it installs what
 # is missing with apt-get; otherwise it prints what is missing and returns 0
 # (the tests that need it skip loudly, except under CI=true where they fail:
@@ -16,6 +16,7 @@ have redis-server || missing+=(redis-server)
 have redis-cli || missing+=(redis-tools)
 have rsyslogd || missing+=(rsyslog)
 have logger || missing+=(bsdutils)
+have chromium || missing+=(chromium)
 # TLS forwarding from rsyslog needs its GnuTLS network stream driver.
 gtls=no
 for f in /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so; do
