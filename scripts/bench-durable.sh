@@ -44,4 +44,3 @@ echo "retained $(du -sh "$tmp/data/logs" | cut -f1) on disk: server RSS $(rss $p
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=
 startp
 echo "after kill -9: ready in ${ready} s with $(du -sh "$tmp/data/logs" | cut -f1) retained, RSS $(rss $pid) MB"
-grep -o '"took":[0-9.]*' "$tmp/plexus.log" | tail -1 | sed 's/"took":/recovery of the log took /; s/$/ ms/'
