@@ -20,8 +20,7 @@ cd "$(dirname "$0")/.."
 rm -rf "$out/rootfs" "$out/data"
 mkdir -p "$out/rootfs/etc/ssl/certs" "$out/data"
 export CGO_ENABLED=0
-go build -ldflags "-s -w -X main.version=$version" -o "$out/rootfs/plexus" ./cmd/plexus
-go build -ldflags "-s -w" -o "$out/rootfs/plexus-healthcheck" ./cmd/plexus-healthcheck
+go build -ldflags "-s -w -X main.version=$version" -o "$out/rootfs/" ./cmd/plexus ./cmd/plexus-healthcheck
 printf 'root:x:0:0:root:/root:/sbin/nologin\nplexus:x:65532:65532:Plexus syslog router:/data:/sbin/nologin\n' >"$out/rootfs/etc/passwd"
 printf 'root:x:0:\nplexus:x:65532:\n' >"$out/rootfs/etc/group"
 cp /etc/ssl/certs/ca-certificates.crt "$out/rootfs/etc/ssl/certs/ca-certificates.crt"
