@@ -8,13 +8,26 @@ RACE_PKGS := $(foreach d,$(RACE_DIRS),$(if $(wildcard $(d)/*.go),./$(d)/...))
 
 FUZZTIME ?= 10s
 
-.PHONY: run build test test-deps vet unit race bench fuzz lint
+# The version `plexus -version` prints: git describe of this checkout ("dev"
+# outside git). make build passes it to cmd/plexus's version variable.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BIN ?= bin/plexus
+# Container engine for make image (docker, podman or buildah).
+ENGINE ?= docker
+# podman and buildah: IMAGE_FLAGS=--format=docker keeps the HEALTHCHECK.
+IMAGE_FLAGS ?=
+
+.PHONY: run build image test test-deps vet unit race bench fuzz lint
 
 run:
 	$(GO) run ./cmd/plexus
 
 build:
-	$(GO) build -o bin/plexus ./cmd/plexus
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/plexus
+
+# The container image (Dockerfile, docs/deploy.md), tagged plexus:VERSION.
+image:
+	$(ENGINE) build $(IMAGE_FLAGS) --build-arg VERSION=$(VERSION) -t plexus:$(VERSION) -t plexus:latest .
 
 test: test-deps vet unit race
 

@@ -2,7 +2,10 @@
 # Installs the programs the tests use that Go does not fetch:
 #   redis-server and redis-cli (redis backend and cluster tests), rsyslogd +
 #   the gtls driver (forwarding and drain end-to-end tests), logger
-#   (injecting messages into rsyslog), chromium (the web UI's browser test).
+#   (injecting messages into rsyslog), chromium (the web UI's browser test);
+#   for test/deploy: systemd-analyze and systemd-sysusers (the systemd unit),
+#   buildah, podman and runc (building and running the container image; runc
+#   because crun cannot start a container under this machine's hybrid cgroups).
 # Idempotent: does nothing when everything is there. As root it installs what
 # is missing with apt-get; otherwise it prints what is missing and returns 0
 # (the tests that need it skip loudly, except under CI=true where they fail:
@@ -23,6 +26,10 @@ for f in /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so; do
 	[ -e "$f" ] && gtls=yes
 done
 [ "$gtls" = yes ] || missing+=(rsyslog-gnutls)
+have systemd-analyze || missing+=(systemd)
+have buildah || missing+=(buildah)
+have podman || missing+=(podman)
+have runc || missing+=(runc)
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
