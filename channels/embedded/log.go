@@ -180,13 +180,13 @@ type chanLog struct {
 	head     int    // entries[head:] are retained ...
 	skip     uint32 // ... but for the first skip messages of the head record,
 	skipped  int64  // of this many bytes
-	bytes    int64 // message bytes of the retained entries
+	bytes    int64  // message bytes of the retained entries
 	ret      channels.Retention
 	custom   bool
 	notify   chan struct{} // closed when durable moves; made by a waiter
 	waiters  int
 	deleted  bool
-	dirty    bool // in Log.dirty (guarded by wmu)
+	dirty    bool   // in Log.dirty (guarded by wmu)
 	keys     *dedup // idempotency keys stored (guarded by wmu)
 
 	// marks remembers where trimmed records started and when, to answer
