@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -61,7 +62,8 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&c.BatchBytes, "batch-bytes", 1<<20, "input bytes per batch at most (about; keep under the server's -max-body)")
 	fs.DurationVar(&c.BatchAge, "batch-age", 200*time.Millisecond, "a batch waits at most this long for more lines")
 	fs.IntVar(&c.MaxLine, "max-line", 8192, "longer lines are split into pieces of this many bytes (counted)")
-	fs.BoolVar(&c.Gzip, "gzip", true, "gzip the request bodies")
+	gz := &gzipFlag{v: "auto"}
+	fs.Var(gz, "gzip", "gzip the request bodies: true, false, or auto (yes unless the server is on a loopback address)")
 	fs.BoolVar(&c.Drop, "drop", false, "drop batches instead of pausing reading when sending is behind (every drop is counted)")
 	fs.IntVar(&c.Queue, "queue", 4, "sealed batches waiting per file")
 	fs.DurationVar(&c.Poll, "poll", 250*time.Millisecond, "how often files are checked without an inotify event")
@@ -93,6 +95,7 @@ func ParseArgs(args []string, stderr io.Writer) (*Config, error) {
 		u.Path = "/logs"
 	}
 	c.URL = u
+	c.Gzip = gz.v == "true" || gz.v == "auto" && !isLoopback(u.Hostname())
 	switch from {
 	case "beginning":
 	case "end":
@@ -153,13 +156,26 @@ func redactURL(s string) string {
 	return u.Redacted()
 }
 
-// ErrUsage marks a command line error (exit code 2).
-var ErrUsage = errors.New("usage")
+// gzipFlag is -gzip: true, false or auto (gzip unless the server is on
+// a loopback address, where compressing costs CPU and saves nothing).
+type gzipFlag struct{ v string }
 
-func usageError(err error) error {
-	if errors.Is(err, flag.ErrHelp) {
-		return err
+func (g *gzipFlag) String() string   { return g.v }
+func (g *gzipFlag) IsBoolFlag() bool { return true }
+func (g *gzipFlag) Set(s string) error {
+	switch s {
+	case "true", "false", "auto":
+		g.v = s
+		return nil
 	}
-	return fmt.Errorf("%w: %w", ErrUsage, err)
+	return fmt.Errorf("want true, false or auto")
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 

@@ -61,7 +61,6 @@ type state struct {
 	mu    sync.Mutex
 	files map[devIno]*fileState
 	dirty bool
-	saved chan struct{}
 }
 
 func loadState(path string) (*state, error) {
