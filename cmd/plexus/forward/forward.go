@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +40,9 @@ func Main(args []string, stdin io.Reader, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "plexus forward:", err)
 		return 2
 	}
+	// A soft memory limit keeps the heap small: the forwarder's memory is
+	// its queued batches, which -queue and -batch-bytes bound.
+	debug.SetMemoryLimit(max(28<<20, int64(cfg.Queue+3)*int64(cfg.BatchBytes)*2))
 	// The first SIGINT/SIGTERM stops gracefully; a second one kills.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() { <-ctx.Done(); stop() }()
@@ -73,7 +77,8 @@ type Forwarder struct {
 	failErr   error
 	cancelRun context.CancelFunc
 
-	m counters
+	m      counters
+	bodies sync.Pool // batch bodies
 }
 
 type counters struct {

@@ -20,7 +20,9 @@ import (
 // records each acknowledged offset. After a hard stop it only drains.
 func (s *source) sendLoop() {
 	for b := range s.q {
-		if !s.fw.deliver(b) {
+		ok := s.fw.deliver(b)
+		s.fw.putBody(b.body)
+		if !ok {
 			for range s.q {
 			}
 			return
@@ -160,6 +162,21 @@ func (h hardCtx) Err() error {
 	default:
 		return nil
 	}
+}
+
+// getBody returns an empty batch body buffer; putBody gives one back.
+func (fw *Forwarder) getBody() []byte {
+	if b, ok := fw.bodies.Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, min(fw.cfg.BatchBytes*3/2+4096, 4<<20))
+}
+
+func (fw *Forwarder) putBody(b []byte) {
+	if cap(b) > 8<<20 {
+		return
+	}
+	fw.bodies.Put(&b)
 }
 
 func basicAuth(user, pass string) string {

@@ -287,7 +287,7 @@ func (s *source) flushCarry() {
 func (s *source) emit(line []byte, end int64, piece bool) bool {
 	cfg := s.fw.cfg
 	if s.cur == nil {
-		s.cur = &batch{src: s, gen: s.gen, start: s.emitted, first: time.Now(), body: make([]byte, 0, min(cfg.BatchBytes*3/2+4096, 4<<20))}
+		s.cur = &batch{src: s, gen: s.gen, start: s.emitted, first: time.Now(), body: s.fw.getBody()}
 	}
 	b := s.cur
 	b.body = s.b.add(b.body, line)
