@@ -30,6 +30,9 @@ import (
 //     answer is 503 with Retry-After: 1 (Logplex had no back-pressure).
 //   - The 400 answers do not carry Logplex's stray WWW-Authenticate header.
 //   - Content-Encoding other than gzip or identity is 415.
+//   - An Idempotency-Key header (not in Logplex) makes a retried batch
+//     harmless: a batch whose key the channel already stored (within
+//     channels.DedupWindow) is not stored again and is answered 204.
 
 // LogsHandler serves the HTTP log input: POST /logs (and /logs/), and
 // GET /healthcheck (any method, no auth).
@@ -189,8 +192,13 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 		body = *plain
 	}
 
+	key := r.Header.Get("Idempotency-Key")
+	if !validIdempotencyKey(key) {
+		return logsAnswer(w, http.StatusBadRequest, "Bad Idempotency-Key")
+	}
 	in := s.Router.Ingester()
 	defer in.Release()
+	in.SetKey(key)
 	var addErr error
 	n, err := syslog.SplitOctets(body, s.conf.MaxFrame, func(msg []byte) {
 		if addErr != nil {
@@ -245,6 +253,23 @@ func (s *Server) countInput(received, stored int, reason string) {
 	if s.RouterMetrics != nil && received > 0 {
 		s.RouterMetrics.Count("http", received, stored, reason)
 	}
+}
+
+// MaxIdempotencyKey bounds the Idempotency-Key header of POST /logs.
+const MaxIdempotencyKey = 256
+
+// validIdempotencyKey accepts no key, or 1 to MaxIdempotencyKey printable
+// ASCII characters.
+func validIdempotencyKey(k string) bool {
+	if len(k) > MaxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 var errTooLarge = errors.New("body too large")

@@ -242,3 +242,37 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+
+func TestLogsIdempotencyKey(t *testing.T) {
+	e := newEnv(t)
+	ch, tokens := e.channel("app")
+	tok := tokens["app"]
+	good := msg(tok, "console.1", "keyed")
+	post := func(key string) resp {
+		h := map[string]string{"Content-Type": "application/logplex-1"}
+		if key != "" {
+			h["Idempotency-Key"] = key
+		}
+		return e.do(req{method: "POST", url: e.logs.URL + "/logs", auth: basic("token", tok), header: h, body: frames(good, good)})
+	}
+	for i, tt := range []struct {
+		key    string
+		code   int
+		stored int
+	}{
+		{"host/1:2:0:ab/0", 204, 2},
+		{"host/1:2:0:ab/0", 204, 2}, // the repeat: 204, stored once
+		{"host/1:2:0:ab/100", 204, 4},
+		{"", 204, 6},
+		{"", 204, 8}, // no key: stored every time
+		{"bad key", 400, 8},
+		{strings.Repeat("k", MaxIdempotencyKey+1), 400, 8},
+	} {
+		if r := post(tt.key); r.code != tt.code {
+			t.Errorf("%d: POST with key %q = %d %q, want %d", i, tt.key, r.code, r.body, tt.code)
+		}
+		if got := len(e.stored(ch)); got != tt.stored {
+			t.Fatalf("%d: after key %q %d messages stored, want %d", i, tt.key, got, tt.stored)
+		}
+	}
+}

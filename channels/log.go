@@ -33,6 +33,12 @@ type Log interface {
 	// (or, while Redis is unreachable, kept in the node's own buffer).
 	// Concurrent callers share the work (group commit): it is never one
 	// fsync or one round trip per call.
+	//
+	// A batch with a Key (an idempotency key, see Batch.Key) whose key the
+	// channel already stored within DedupWindow is not stored again; the
+	// call still returns only once the batch stored first under that key
+	// is durable. The check and the append are one atomic step: two
+	// concurrent calls with the same key store the batch once.
 	AppendDurable(ctx context.Context, batches []*Batch) error
 
 	// Read copies into dst (after dst.Reset) up to limit records (and about
@@ -68,6 +74,11 @@ type Log interface {
 	// Close flushes what was accepted and releases resources.
 	Close() error
 }
+
+// DedupWindow is how long a channel remembers the idempotency key of a
+// stored batch (Batch.Key): a batch sent again with the same key within
+// the window is stored once. Backends may remember longer.
+const DedupWindow = time.Hour
 
 // DefaultHistory is how many messages of a channel are kept and served as
 // history by default: 1500, as Logplex serves.
@@ -161,8 +172,11 @@ func (r *Records) At(i int) Record {
 type Batch struct {
 	ChannelID string
 	Time      int64 // ingest time of every message, Unix nanoseconds
-	buf       []byte
-	ends      []int
+	// Key is the batch's idempotency key (empty: none): AppendDurable
+	// stores a batch whose key the channel already stored once only.
+	Key  string
+	buf  []byte
+	ends []int
 }
 
 // Add appends a copy of msg.
@@ -199,8 +213,8 @@ func (b *Batch) Message(i int) []byte {
 // both are valid until b is next changed.
 func (b *Batch) Raw() (data []byte, ends []int) { return b.buf, b.ends }
 
-// Reset empties b, keeping its memory and ChannelID.
-func (b *Batch) Reset() { b.buf, b.ends = b.buf[:0], b.ends[:0] }
+// Reset empties b and clears its Key, keeping its memory and ChannelID.
+func (b *Batch) Reset() { b.buf, b.ends, b.Key = b.buf[:0], b.ends[:0], "" }
 
 // TimeNanos returns t as Unix nanoseconds, as record times are kept,
 // clamped to the int64 range (UnixNano is undefined outside it).

@@ -50,6 +50,7 @@ type Ingester struct {
 	free      []*channels.Batch
 	scratch   []byte // RFC 3164 → RFC 5424 conversion
 	n         int    // messages added since the last Commit
+	key       string // idempotency key of the next Commit
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -145,6 +146,11 @@ func (in *Ingester) batch(channelID string) *channels.Batch {
 	return b
 }
 
+// SetKey gives the messages added before the next Commit an idempotency
+// key (see channels.Batch.Key): a CommitDurable whose key the channel
+// already stored stores nothing and succeeds.
+func (in *Ingester) SetKey(key string) { in.key = key }
+
 // AppendChannels appends to dst the ids of the channels that messages
 // added since the last Commit go to.
 func (in *Ingester) AppendChannels(dst []string) []string {
@@ -174,6 +180,7 @@ func (in *Ingester) commit(ctx context.Context, durable bool) error {
 	now := in.r.now().UnixNano()
 	for _, b := range in.batches {
 		b.Time = now
+		b.Key = in.key
 	}
 	var err error
 	if durable {
@@ -194,6 +201,7 @@ func (in *Ingester) reset() {
 	in.batches = in.batches[:0]
 	clear(in.byChannel)
 	in.n = 0
+	in.key = ""
 }
 
 // indexString is bytes.Index(s, []byte(sub)) without the conversion.

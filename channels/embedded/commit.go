@@ -147,6 +147,11 @@ func (l *Log) sweep() {
 		}
 		c.mu.Unlock()
 	}
+	l.wmu.Lock()
+	for _, c := range l.list(nil) {
+		l.expireKeys(c)
+	}
+	l.wmu.Unlock()
 	if l.cfg.MaxDisk > 0 {
 		l.enforceMaxDisk()
 	}
@@ -262,6 +267,7 @@ type channelState struct {
 	Next      uint64          `json:"next"`
 	LastTime  int64           `json:"last_time,omitempty"`
 	Retention *retentionState `json:"retention,omitempty"`
+	Keys      []keyState      `json:"keys,omitempty"` // idempotency keys (dedup.go)
 }
 
 type retentionState struct {
@@ -294,6 +300,8 @@ func (l *Log) writeCheckpoint() error {
 			if c.custom {
 				cs.Retention = &retentionState{Count: c.ret.Count, Bytes: c.ret.Bytes, Age: int64(c.ret.Age), Keep: c.ret.Keep}
 			}
+			l.expireKeys(c)
+			cs.Keys = c.keyStates()
 			ck.Channels = append(ck.Channels, cs)
 		}
 		c.mu.Unlock()

@@ -83,6 +83,11 @@ type LogConfig struct {
 	// segment is evicted, and readers are told how many messages they
 	// missed.
 	MaxDisk int64
+	// DedupWindow is how long a channel remembers the idempotency keys of
+	// stored batches (default channels.DedupWindow), at most DedupMaxKeys
+	// of them (default DefaultDedupMaxKeys).
+	DedupWindow  time.Duration
+	DedupMaxKeys int
 	// Now returns the current time (nil: time.Now). Tests set it to drive
 	// age retention.
 	Now     func() time.Time
@@ -181,7 +186,8 @@ type chanLog struct {
 	notify   chan struct{} // closed when durable moves; made by a waiter
 	waiters  int
 	deleted  bool
-	dirty    bool // in Log.dirty (guarded by wmu)
+	dirty    bool   // in Log.dirty (guarded by wmu)
+	keys     *dedup // idempotency keys stored (guarded by wmu)
 
 	// marks remembers where trimmed records started and when, to answer
 	// ReadResult.MissedSince: a ring of the newest len(marks).
@@ -206,8 +212,10 @@ type evictMark struct {
 }
 
 type pending struct {
-	c *chanLog
-	e entry
+	c      *chanLog
+	e      entry
+	key    keyDigest
+	hasKey bool
 }
 
 // OpenLog opens (or creates) the log in cfg.Dir and recovers what it
@@ -225,6 +233,12 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	}
 	if cfg.SegmentBytes <= 0 {
 		cfg.SegmentBytes = DefaultSegmentBytes
+	}
+	if cfg.DedupWindow <= 0 {
+		cfg.DedupWindow = channels.DedupWindow
+	}
+	if cfg.DedupMaxKeys <= 0 {
+		cfg.DedupMaxKeys = DefaultDedupMaxKeys
 	}
 	l := &Log{
 		cfg:       cfg,
@@ -364,8 +378,26 @@ func (l *Log) writeBatches(batches []*channels.Batch) (int64, error) {
 		if len(b.ChannelID) > maxChannelID {
 			return 0, channels.Errorf(channels.CodeInvalid, "channel id of %d bytes", len(b.ChannelID))
 		}
+		var key *keyDigest
+		var k keyDigest
+		if b.Key != "" {
+			k = digestKey(b.Key)
+			key = &k
+			if c := l.lookup(b.ChannelID); c != nil {
+				if _, dup := l.lookupKey(c, k); dup {
+					// Stored before (its record is before l.end, so
+					// waiting for l.end covers it).
+					l.metrics.duplicates.Inc()
+					continue
+				}
+			}
+			if l.pendingKey(b.ChannelID, k) {
+				l.metrics.duplicates.Inc()
+				continue
+			}
+		}
 		data, ends := b.Raw()
-		size := batchRecordSize(b.ChannelID, ends)
+		size := batchRecordSize(b.ChannelID, key, ends)
 		if size > maxRecord {
 			return 0, channels.Errorf(channels.CodeInvalid, "batch of %d bytes exceeds the record limit", size)
 		}
@@ -399,8 +431,8 @@ func (l *Log) writeBatches(batches []*channels.Batch) (int64, error) {
 			c.mu.Unlock()
 		}
 		dst := l.cache.reserve(l.end, size, l.written)
-		putBatchRecord(dst, b.ChannelID, c.epoch, first, t, data, ends)
-		l.pend = append(l.pend, pending{c: c, e: entry{
+		putBatchRecord(dst, b.ChannelID, key, c.epoch, first, t, data, ends)
+		l.pend = append(l.pend, pending{c: c, key: k, hasKey: key != nil, e: entry{
 			seg: l.active, pos: l.end, first: first, time: t,
 			size: uint32(size), count: uint32(len(ends)), dataLen: uint32(len(data)),
 		}})
@@ -410,6 +442,17 @@ func (l *Log) writeBatches(batches []*channels.Batch) (int64, error) {
 		return 0, err
 	}
 	return l.end, nil
+}
+
+// pendingKey reports whether a pending record of this append has key k in
+// channel id (wmu held).
+func (l *Log) pendingKey(id string, k keyDigest) bool {
+	for _, p := range l.pend {
+		if p.hasKey && p.key == k && p.c.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // channel returns the log of id for an append (wmu held).
@@ -481,6 +524,9 @@ func (l *Log) publish() {
 		c.lastEnd = p.e.pos + int64(p.e.size)
 		c.bytes += int64(p.e.dataLen)
 		p.e.seg.live.Add(1)
+		if p.hasKey {
+			l.rememberKey(c, p.key, p.e.pos+int64(p.e.size), p.e.time)
+		}
 		l.trim(c, l.retention(c))
 		if l.cfg.Sync == SyncNone {
 			l.setDurable(c, c.next)

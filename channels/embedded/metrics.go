@@ -21,6 +21,7 @@ type Metrics struct {
 	diskBytes                        prometheus.Gauge
 	segments                         prometheus.Gauge
 	cacheBytes                       prometheus.Gauge
+	duplicates                       prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg (nil: unregistered).
@@ -75,6 +76,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		cacheBytes: f.NewGauge(prometheus.GaugeOpts{
 			Name: "plexus_log_cache_bytes",
 			Help: "Memory holding the newest part of the channel log.",
+		}),
+		duplicates: f.NewCounter(prometheus.CounterOpts{
+			Name: "plexus_log_duplicate_batches_total",
+			Help: "Batches not stored because their idempotency key was stored before.",
 		}),
 	}
 	m.evictedRetention = m.evicted.WithLabelValues("retention")

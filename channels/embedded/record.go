@@ -20,8 +20,11 @@ import (
 //	24  time     int64   ingest time, Unix nanoseconds (batch)
 //	32  epoch    [8]byte the channel's epoch (batch)
 //	40  dataLen  uint32  bytes of message data (batch)
-//	44  -        uint32  zero
-//	48  channel id, then count uvarint message lengths, then the data
+//	44  keyLen   uint32  length of the idempotency key digest (batch): 0 or keySize
+//	48  channel id, then the key digest, then count uvarint message
+//	    lengths, then the data
+//
+// Records written before keys existed have zero at 44 and read the same.
 //
 // A record never spans two segment files. The CRC covers everything after
 // itself, so a torn write (a record cut short by a crash) or a flipped bit
@@ -35,6 +38,8 @@ const (
 	maxRecord = 64 << 20
 	// maxChannelID bounds channel ids stored in records.
 	maxChannelID = 1<<16 - 1
+	// keySize is the size of an idempotency key digest (see dedup.go).
+	keySize = 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -52,6 +57,7 @@ type header struct {
 	time    int64
 	epoch   [8]byte
 	dataLen uint32
+	keyLen  uint32
 }
 
 // parseHeader decodes and sanity-checks a header (not the CRC).
@@ -67,12 +73,14 @@ func parseHeader(b []byte) (header, error) {
 		first:   binary.LittleEndian.Uint64(b[16:]),
 		time:    int64(binary.LittleEndian.Uint64(b[24:])),
 		dataLen: binary.LittleEndian.Uint32(b[40:]),
+		keyLen:  binary.LittleEndian.Uint32(b[44:]),
 	}
 	copy(h.epoch[:], b[32:40])
 	switch {
 	case h.size < headerSize || h.size > maxRecord,
 		h.typ != recBatch && h.typ != recDelete,
-		uint64(headerSize)+uint64(h.chanLen)+uint64(h.dataLen) > uint64(h.size),
+		h.keyLen != 0 && (h.keyLen != keySize || h.typ != recBatch),
+		uint64(headerSize)+uint64(h.chanLen)+uint64(h.keyLen)+uint64(h.dataLen) > uint64(h.size),
 		h.typ == recBatch && (h.count == 0 || h.first == 0 || uint64(h.count) > uint64(h.size)):
 		return header{}, errCorrupt
 	}
@@ -87,8 +95,11 @@ func checkCRC(rec []byte) bool {
 
 // batchRecordSize returns the size of the record for n messages of
 // dataLen bytes in all, whose lengths are given by ends (cumulative).
-func batchRecordSize(channelID string, ends []int) int {
+func batchRecordSize(channelID string, key *[keySize]byte, ends []int) int {
 	n := headerSize + len(channelID)
+	if key != nil {
+		n += keySize
+	}
 	start := 0
 	for _, e := range ends {
 		n += uvarintLen(uint64(e - start))
@@ -107,10 +118,14 @@ func uvarintLen(x uint64) int {
 }
 
 // putBatchRecord encodes a batch record into dst, which has exactly the
-// size batchRecordSize returned, and sets its CRC.
-func putBatchRecord(dst []byte, channelID string, epoch [8]byte, first uint64, t int64, data []byte, ends []int) {
+// size batchRecordSize returned, and sets its CRC. key may be nil.
+func putBatchRecord(dst []byte, channelID string, key *[keySize]byte, epoch [8]byte, first uint64, t int64, data []byte, ends []int) {
 	putHeader(dst, recBatch, channelID, uint32(len(ends)), first, t, epoch, uint32(len(data)))
 	p := headerSize + copy(dst[headerSize:], channelID)
+	if key != nil {
+		binary.LittleEndian.PutUint32(dst[44:], keySize)
+		p += copy(dst[p:], key[:])
+	}
 	start := 0
 	for _, e := range ends {
 		p += binary.PutUvarint(dst[p:], uint64(e-start))
@@ -146,11 +161,23 @@ func recordChannel(rec []byte, h header) []byte {
 	return rec[headerSize : headerSize+int(h.chanLen)]
 }
 
+// recordKey returns the idempotency key digest of a checked record (false:
+// none).
+func recordKey(rec []byte, h header) ([keySize]byte, bool) {
+	var k [keySize]byte
+	if h.keyLen != keySize {
+		return k, false
+	}
+	p := headerSize + int(h.chanLen)
+	copy(k[:], rec[p:p+keySize])
+	return k, true
+}
+
 // messages walks the messages of a checked batch record, calling fn with
 // each message's offset and data until fn returns false. It returns
 // errCorrupt if the lengths do not add up.
 func messages(rec []byte, h header, fn func(off uint64, data []byte) bool) error {
-	p := headerSize + int(h.chanLen)
+	p := headerSize + int(h.chanLen) + int(h.keyLen)
 	dataStart := len(rec) - int(h.dataLen)
 	if dataStart < p {
 		return errCorrupt

@@ -80,6 +80,7 @@ func (l *Log) recover() error {
 		if cs.Retention != nil {
 			c.ret, c.custom = cs.Retention.retention(), true
 		}
+		l.restoreKeys(c, cs.Keys)
 		l.logs[cs.ID] = c
 	}
 
@@ -261,6 +262,9 @@ func (l *Log) replay(s *segFile, pos, ckPos int64, rec []byte, h header) {
 		size: h.size, count: h.count, dataLen: h.dataLen,
 	})
 	s.live.Add(1)
+	if k, ok := recordKey(rec, h); ok {
+		l.rememberKey(c, k, 0, h.time)
+	}
 	c.bytes += int64(h.dataLen)
 	c.next = max(c.next, h.first+uint64(h.count))
 	c.lastTime = max(c.lastTime, h.time)

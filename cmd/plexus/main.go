@@ -2,6 +2,7 @@
 //
 //	plexus [flags]               run a node (see plexus -h)
 //	plexus creds create|list|revoke
+//	plexus forward -url … FILE|GLOB|- …   ship log files to a channel
 //
 // The load tool is a separate command, cmd/plexus-bench.
 package main
@@ -19,6 +20,8 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/plexus-router/plexus/cmd/plexus/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -29,6 +32,8 @@ func main() {
 		switch os.Args[1] {
 		case "creds":
 			os.Exit(credsMain(os.Args[2:], os.Stdout, os.Stderr))
+		case "forward":
+			os.Exit(forward.Main(os.Args[2:], os.Stdin, os.Stderr))
 		case "version", "-version", "--version":
 			fmt.Println("plexus", version)
 			return
