@@ -214,10 +214,10 @@ func (m *Manager) reconcile(ctx context.Context) {
 	m.metrics.unsupported.Set(float64(unsupported))
 
 	for id, w := range m.workers {
-		if wd, ok := want[id]; ok && wd.drain.URL == w.drain.URL {
+		if wd, ok := want[id]; ok && wd.drain.URL == w.drain.URL && wd.drain.DrainOptions == w.drain.DrainOptions {
 			continue
 		} else if ok {
-			w.log.Info().Msg("drain destination changed: restarting")
+			w.log.Info().Msg("drain destination or options changed: restarting")
 			w.cancel() // restarted below with the same state
 		} else {
 			w.forget.Store(true)
