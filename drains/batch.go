@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 	"github.com/plexus-router/plexus/syslog"
 	"github.com/plexus-router/plexus/syslog/filter"
 )
@@ -20,6 +21,7 @@ type format struct {
 
 	match     *filter.Matcher // the drain's filter (nil: none)
 	matchNone bool            // the stored filter does not compile: nothing passes
+	counts    *stats.Channel  // where filtered messages are counted (nil: nowhere)
 }
 
 // pass reports whether a message passes the drain's filter.
@@ -115,6 +117,7 @@ func (b *batch) build(f *format, from channels.Cursor, recs *channels.Records, r
 			continue
 		}
 		if !f.pass(fl) {
+			f.countFiltered(fl)
 			b.filtered++
 			b.records++
 			continue

@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 )
 
 // Ownership says which drains this node delivers (cluster leases). A nil
@@ -29,9 +30,10 @@ type Manager struct {
 	Config    Config
 	Store     channels.Store
 	Log       channels.Log
-	Ownership Ownership      // nil: every drain
-	Logger    zerolog.Logger //
-	Metrics   *Metrics       // nil: unregistered metrics
+	Ownership Ownership       // nil: every drain
+	Logger    zerolog.Logger  //
+	Metrics   *Metrics        // nil: unregistered metrics
+	Stats     *stats.Registry // nil: filtered messages are not counted per source
 
 	cfg     Config
 	metrics *Metrics

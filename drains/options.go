@@ -2,6 +2,8 @@ package drains
 
 import (
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
+	"github.com/plexus-router/plexus/syslog"
 	"github.com/plexus-router/plexus/syslog/filter"
 )
 
@@ -20,4 +22,19 @@ func (w *worker) setOptions() {
 		return
 	}
 	w.f.match = m
+	if w.m.Stats != nil {
+		w.f.counts = w.m.Stats.Channel(w.drain.ChannelID)
+	}
+}
+
+// countFiltered counts a message the filter skipped in the channel's stats.
+func (f *format) countFiltered(fl syslog.Fields) {
+	if f.counts == nil {
+		return
+	}
+	pri := 0
+	for _, c := range fl.Pri {
+		pri = pri*10 + int(c-'0')
+	}
+	f.counts.DroppedBytes(stats.Filter, fl.AppName, fl.ProcID, pri&7)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 )
 
 func (e *env) addDrainWith(url string, o channels.DrainOptions) channels.Drain {
@@ -29,6 +30,7 @@ func (e *env) addDrainWith(url string, o channels.DrainOptions) channels.Drain {
 // others are counted as filtered, not lost.
 func TestFilteredDrain(t *testing.T) {
 	e := newEnv(t, testConfig())
+	e.stats = stats.NewRegistry()
 	r := newHTTPReceiver(t, nil, nil)
 	e.start()
 	d := e.addDrainWith(r.url("/"), channels.DrainOptions{Filter: `msg endsWith "0"`})
@@ -50,6 +52,13 @@ func TestFilteredDrain(t *testing.T) {
 		if want := msg(i * 10); m != want {
 			t.Errorf("message %d = %q, want %q", i, m, want)
 		}
+	}
+	s := e.stats.Channel(e.ch.ID).Snapshot()
+	if got := s.Total.Dropped["filter"]; got != 90 {
+		t.Errorf("stats: %d dropped by the filter, want 90", got)
+	}
+	if got := s.Sources["app"].Total.Dropped["filter"]; got != 90 {
+		t.Errorf("stats: sources[app] %d dropped by the filter, want 90", got)
 	}
 	if v, _ := e.metric("plexus_drain_dropped_total", map[string]string{"drain_id": strconv.FormatInt(d.ID, 10)}); v != 0 {
 		t.Errorf("plexus_drain_dropped_total = %v, want 0", v)
