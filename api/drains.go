@@ -13,13 +13,20 @@ import (
 // cursor — the log's next offset now — is stored, and only then does it
 // get its URL. Checks and errors are those of Store.SetDrainURL (limit,
 // duplicate); a drain that fails them is deleted again.
-func (s *Server) createDrain(ctx context.Context, channelID, url string) (channels.Drain, error) {
+func (s *Server) createDrain(ctx context.Context, channelID, url string, o channels.DrainOptions) (channels.Drain, error) {
 	if _, err := s.Store.Channel(ctx, channelID); err != nil {
 		return channels.Drain{}, err
 	}
 	d, err := s.Store.ReserveDrain(ctx, channelID)
 	if err != nil {
 		return channels.Drain{}, err
+	}
+	if o != (channels.DrainOptions{}) {
+		// Before the URL: the drain delivers nothing until it has one.
+		if _, err := s.Store.SetDrainOptions(ctx, channelID, d.ID, o); err != nil {
+			_ = s.Store.DeleteDrain(context.WithoutCancel(ctx), channelID, d.ID)
+			return channels.Drain{}, err
+		}
 	}
 	filled, err := s.setDrainURL(ctx, channelID, d.ID, url)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/channels/stats"
 	"github.com/plexus-router/plexus/router"
 )
 
@@ -291,7 +292,9 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func routerFor(store channels.Store, log channels.Log) *router.Router {
-	return router.New(store, log, nil)
+	rt := router.New(store, log, nil)
+	rt.SetStats(stats.NewRegistry())
+	return rt
 }
 
 // metric returns the value of one sample of GET /metrics ("name{labels}").

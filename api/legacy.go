@@ -184,6 +184,8 @@ type drainJSON struct {
 	ID     int64                 `json:"id"`
 	Token  string                `json:"token"`
 	URL    string                `json:"url,omitempty"`
+	Filter string                `json:"filter,omitempty"` // v3 only
+	Format string                `json:"format,omitempty"` // v3 only
 	Status *channels.DrainStatus `json:"status,omitempty"`
 }
 
@@ -384,7 +386,7 @@ func (s *Server) legacyCreateDrain(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d, err := s.createDrain(r.Context(), mux.Vars(r)["id"], dst.Raw)
+	d, err := s.createDrain(r.Context(), mux.Vars(r)["id"], dst.Raw, channels.DrainOptions{})
 	if err != nil {
 		s.legacyDrainError(w, r, err, "No such channel")
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/syslog"
+	"github.com/plexus-router/plexus/syslog/filter"
 )
 
 // Sessions: POST creates a stored request (the body, verbatim), GET
@@ -61,7 +62,7 @@ func (s *Server) sessionURL(id string) string { return s.conf.APIURL + "/session
 func (s *Server) createSession(kind sessionKind) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, ok := s.readBody(w, r)
-		if !ok {
+		if !ok || !checkSessionFilter(w, body) {
 			return
 		}
 		if msg, ok := validSessionBody(body); !ok {
@@ -100,6 +101,9 @@ func parseSessionBody(w http.ResponseWriter, body []byte) (any, bool) {
 	req, err := channels.ParseSessionRequest(body)
 	if err != nil {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return nil, false
+	}
+	if _, ok := compileFilter(w, req.Filter); !ok {
 		return nil, false
 	}
 	return v3SessionBody{req, body}, true
@@ -182,10 +186,16 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 			s.fail(w, r, err, false)
 			return
 		}
+		match, err := compileSessionFilter(req.Filter)
+		if err != nil {
+			writeText(w, http.StatusBadRequest, "invalid filter: "+err.Error())
+			return
+		}
 		st := &stream{
 			s: s, w: w, rc: http.NewResponseController(w), ch: req.ChannelID, req: req,
 			sse:      strings.Contains(r.Header.Get("Accept"), "text/event-stream"),
-			filtered: req.PS != "" || req.Source != "",
+			filtered: req.PS != "" || req.Source != "" || match != nil,
+			match:    match,
 		}
 		var since channels.Cursor // epoch "" = the current one
 		resume := false
@@ -267,6 +277,7 @@ type stream struct {
 	req      channels.SessionRequest
 	sse      bool
 	filtered bool
+	match    *filter.Matcher // req.Filter compiled (nil: none)
 	recs     channels.Records
 	out      []byte // pending output
 	line     []byte // one formatted line
@@ -285,6 +296,13 @@ func (st *stream) format(rec channels.Record) bool {
 	if st.req.Source != "" && string(f.AppName) != st.req.Source ||
 		st.req.PS != "" && !channels.MatchPS(st.req.PS, string(f.ProcID)) {
 		return false
+	}
+	if st.match != nil && !st.match.MatchFields(f) {
+		return false
+	}
+	if st.req.Format == channels.FormatRFC5424 {
+		st.line = syslog.AppendRawLine(st.line[:0], rec.Data)
+		return true
 	}
 	st.line = syslog.AppendSessionLine(st.line[:0], f)
 	return true

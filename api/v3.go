@@ -68,6 +68,9 @@ func (s *Server) registerV3(m *mux.Router) {
 	h(ch+"/logs", v3Resource{methods: map[string]v3Method{
 		"GET": {serve: s.v3Logs},
 	}})
+	h(ch+"/stats", v3Resource{methods: map[string]v3Method{
+		"GET": {serve: s.v3ChannelStats},
+	}})
 	h("/v3/sessions", v3Resource{
 		methods:     map[string]v3Method{"POST": {parse: parseSessionBody, serve: s.v3CreateSession}},
 		unavailable: func() bool { return s.conf.DenyTails },
@@ -248,7 +251,7 @@ func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token)
 		return doc, err
 	}
 	for _, d := range drains {
-		doc.Drains = append(doc.Drains, drainJSON{ID: d.ID, Token: d.Token, URL: d.URL})
+		doc.Drains = append(doc.Drains, v3DrainDoc(d))
 	}
 	return doc, nil
 }
@@ -363,6 +366,7 @@ func (s *Server) v3CreateToken(w http.ResponseWriter, r *http.Request, in any) {
 type drainBody struct {
 	url    string
 	hasURL bool
+	opts   drainOptions
 }
 
 // parseDrainBody: {"url":"…"} (required when needURL) or {} to reserve.
@@ -381,7 +385,11 @@ func parseDrainBody(needURL bool) func(w http.ResponseWriter, body []byte) (any,
 			writeJSONError(w, http.StatusBadRequest, "invalid payload")
 			return nil, false
 		}
-		return drainBody{url: u, hasURL: present}, true
+		opts, ok := parseDrainOptions(w, obj)
+		if !ok {
+			return nil, false
+		}
+		return drainBody{url: u, hasURL: present, opts: opts}, true
 	}
 }
 
@@ -431,10 +439,13 @@ func (s *Server) v3CreateDrain(w http.ResponseWriter, r *http.Request, in any) {
 		if !ok {
 			return
 		}
-		d, err = s.createDrain(r.Context(), id, dst.Raw)
+		d, err = s.createDrain(r.Context(), id, dst.Raw, req.opts.merge(channels.DrainOptions{}))
 	} else {
 		if _, err = s.Store.Channel(r.Context(), id); err == nil {
 			d, err = s.Store.ReserveDrain(r.Context(), id)
+		}
+		if o := req.opts.merge(channels.DrainOptions{}); err == nil && o != (channels.DrainOptions{}) {
+			d, err = s.Store.SetDrainOptions(r.Context(), id, d.ID, o)
 		}
 	}
 	if err != nil {
@@ -442,7 +453,7 @@ func (s *Server) v3CreateDrain(w http.ResponseWriter, r *http.Request, in any) {
 		return
 	}
 	w.Header().Set("Location", s.drainLocation(id, d.ID))
-	writeJSON(w, http.StatusCreated, drainJSON{ID: d.ID, Token: d.Token, URL: d.URL})
+	writeJSON(w, http.StatusCreated, v3DrainDoc(d))
 }
 
 func drainIDVar(r *http.Request) (int64, bool) {
@@ -459,8 +470,13 @@ func (s *Server) v3SetDrain(w http.ResponseWriter, r *http.Request, in any) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	dst, ok := v3DrainURL(w, in.(drainBody).url)
+	req := in.(drainBody)
+	dst, ok := v3DrainURL(w, req.url)
 	if !ok {
+		return
+	}
+	if err := s.setDrainOptions(r.Context(), mux.Vars(r)["id"], drainID, req.opts); err != nil {
+		s.v3DrainError(w, r, err)
 		return
 	}
 	d, err := s.setDrainURL(r.Context(), mux.Vars(r)["id"], drainID, dst.Raw)
@@ -468,7 +484,7 @@ func (s *Server) v3SetDrain(w http.ResponseWriter, r *http.Request, in any) {
 		s.v3DrainError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, drainJSON{ID: d.ID, Token: d.Token, URL: d.URL})
+	writeJSON(w, http.StatusOK, v3DrainDoc(d))
 }
 
 // v3GetDrain: GET /v3/channels/{id}/drains/{drain} (a Plexus extension) →
@@ -487,7 +503,7 @@ func (s *Server) v3GetDrain(w http.ResponseWriter, r *http.Request, _ any) {
 		s.v3Fail(w, r, err)
 		return
 	}
-	doc := drainJSON{ID: d.ID, Token: d.Token, URL: d.URL}
+	doc := v3DrainDoc(d)
 	if s.DrainStatus != nil {
 		if st, ok := s.DrainStatus(d.ID); ok {
 			doc.Status = &st
@@ -552,17 +568,43 @@ func (s *Server) v3Logs(w http.ResponseWriter, r *http.Request, _ any) {
 		writeJSONError(w, http.StatusInternalServerError, "failed to fetch channel logs")
 		return
 	}
+	q := r.URL.Query()
+	match, ok := compileFilter(w, q.Get("filter"))
+	if !ok {
+		return
+	}
+	raw := q.Get("format") == channels.FormatRFC5424
 	var recs channels.Records
 	var out []byte
+	var marks []int // with a filter: where each frame starts
 	count := 0
-	ps, src := r.URL.Query().Get("ps"), r.URL.Query().Get("source")
-	from := channels.Cursor{Epoch: info.Epoch, Offset: info.Next - min(uint64(num), info.Next-info.First)}
+	ps, src := q.Get("ps"), q.Get("source")
+	window := uint64(num)
+	if match != nil {
+		window = uint64(s.conf.History) // the newest num matches among the retained history
+	}
+	from := channels.Cursor{Epoch: info.Epoch, Offset: info.Next - min(window, info.Next-info.First)}
 	_, err = s.readRange(ctx, id, from, info.Next, &recs, func(rec channels.Record) {
+		f, ok := syslog.Parse(rec.Data)
+		if match != nil {
+			if !ok || !match.MatchFields(f) {
+				return
+			}
+			marks = append(marks, len(out))
+		}
 		count++
-		if f, ok := syslog.Parse(rec.Data); ok && logsMatch(f, ps, src) {
+		switch {
+		case !ok, !logsMatch(f, ps, src):
+		case raw:
+			out = syslog.AppendRawLogsFrame(out, rec.Data)
+		default:
 			out = syslog.AppendLogsFrame(out, f)
 		}
 	})
+	if extra := len(marks) - num; match != nil && extra > 0 {
+		out = out[marks[extra]:]
+		count = num
+	}
 	if err != nil {
 		s.Logger.Error().Err(err).Str("channel_id", id).Msg("channel logs")
 		writeJSONError(w, http.StatusInternalServerError, "failed to fetch channel logs")

@@ -18,6 +18,8 @@ type SessionRequest struct {
 	Tail      bool // follow live messages after the history
 	PS        string
 	Source    string
+	Filter    string // a filter expression (syslog/filter), "" for none
+	Format    string // "" (Logplex's lines) or FormatRFC5424
 }
 
 // ParseSessionRequest parses a session body. channel_id must be a string
@@ -74,6 +76,16 @@ func ParseSessionRequest(body []byte) (SessionRequest, error) {
 	}
 	if s, ok := jsonScalar(raw["source"]).(string); ok {
 		r.Source = s
+	}
+	if s, ok := jsonScalar(raw["filter"]).(string); ok {
+		r.Filter = s
+	}
+	if s, ok := jsonScalar(raw["format"]).(string); ok {
+		f, err := CheckFormat(s)
+		if err != nil {
+			return SessionRequest{}, err
+		}
+		r.Format = f
 	}
 	return r, nil
 }

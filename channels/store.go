@@ -50,6 +50,10 @@ type Store interface {
 	// ErrDrainNotFound, ErrDrainExists (another drain of the channel has
 	// that URL). maxDrains as for CreateDrain; 0 = not checked.
 	SetDrainURL(ctx context.Context, channelID string, drainID int64, url string, maxDrains int) (Drain, error)
+	// SetDrainOptions sets the filter and format of an existing drain of
+	// that channel (ErrDrainNotFound), keeping everything else. The caller
+	// validates them.
+	SetDrainOptions(ctx context.Context, channelID string, drainID int64, o DrainOptions) (Drain, error)
 	// DeleteDrain deletes a drain of that channel (ErrDrainNotFound).
 	DeleteDrain(ctx context.Context, channelID string, drainID int64) error
 	// Drain returns one drain (ErrDrainNotFound).

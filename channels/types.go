@@ -57,6 +57,15 @@ type Drain struct {
 	ChannelID string `json:"channel_id"`
 	Token     string `json:"token"` // "d.<uuid>"
 	URL       string `json:"url,omitempty"`
+	DrainOptions
+}
+
+// DrainOptions shape what a drain receives: Filter is a filter expression
+// (package syslog/filter; "" passes everything), Format how messages are
+// framed ("" is Logplex's format, FormatRFC5424 the message as received).
+type DrainOptions struct {
+	Filter string `json:"filter,omitempty"`
+	Format string `json:"format,omitempty"`
 }
 
 // Cred is an API credential (Logplex's cred:<id> hash).

@@ -7,17 +7,38 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 	"github.com/plexus-router/plexus/syslog"
+	"github.com/plexus-router/plexus/syslog/filter"
 )
 
-// format is how a drain kind frames messages.
+// format is how a drain kind frames messages, and which.
 type format struct {
 	http   bool   // logplex-1 HTTP body; else octet-counted syslog stream
 	token  string // the drain token
 	target int    // batch size target in bytes
+	raw    bool   // the rfc5424 format: messages as stored
+
+	match     *filter.Matcher // the drain's filter (nil: none)
+	matchNone bool            // the stored filter does not compile: nothing passes
+	counts    *stats.Channel  // where filtered messages are counted (nil: nowhere)
 }
 
-func (f *format) frame(dst []byte, fl syslog.Fields) []byte {
+// pass reports whether a message passes the drain's filter.
+func (f *format) pass(fl syslog.Fields) bool {
+	if f.matchNone {
+		return false
+	}
+	return f.match == nil || f.match.MatchFields(fl)
+}
+
+func (f *format) frame(dst []byte, msg []byte, fl syslog.Fields) []byte {
+	if f.raw {
+		if f.http {
+			return syslog.AppendRawHTTPDrainFrame(dst, msg)
+		}
+		return syslog.AppendRawSyslogDrainFrame(dst, msg)
+	}
 	if f.http {
 		return syslog.AppendHTTPDrainFrame(dst, fl)
 	}
@@ -45,7 +66,8 @@ type batch struct {
 	reset    bool      // the read found a new log epoch
 
 	unparseable int // records skipped
-	records     int // records consumed (data + unparseable)
+	filtered    int // records the drain's filter skipped
+	records     int // records consumed (data + unparseable + filtered)
 
 	from   channels.Cursor // where the read started
 	first  uint64          // offset of the first consumed record (or next if none)
@@ -94,8 +116,14 @@ func (b *batch) build(f *format, from channels.Cursor, recs *channels.Records, r
 			b.records++
 			continue
 		}
+		if !f.pass(fl) {
+			f.countFiltered(fl)
+			b.filtered++
+			b.records++
+			continue
+		}
 		mark := len(body)
-		body = f.frame(body, fl)
+		body = f.frame(body, r.Data, fl)
 		if b.data > 0 && len(body) >= f.target {
 			// This message would reach the target: it starts the next batch.
 			body = body[:mark]
@@ -107,7 +135,7 @@ func (b *batch) build(f *format, from channels.Cursor, recs *channels.Records, r
 		b.records++
 	}
 	if b.data == 0 && b.l10 > 0 && b.missed == 0 {
-		// Only unparseable records and an old loss: nothing to send; the
+		// Only unparseable or filtered records and an old loss: nothing to send; the
 		// loss waits for the next message.
 		body = body[:0]
 		b.frames, b.l10 = 0, 0

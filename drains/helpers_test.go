@@ -14,6 +14,7 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/channels/stats"
 )
 
 // env is a store, a channel log and a running manager.
@@ -28,6 +29,7 @@ type env struct {
 	m       *Manager
 	cfg     Config
 	own     Ownership
+	stats   *stats.Registry // set before start
 	cancel  context.CancelFunc
 	done    chan struct{}
 	ch      channels.Channel
@@ -90,6 +92,7 @@ func (e *env) start() {
 		Ownership: e.own,
 		Logger:    zerolog.New(zerolog.NewTestWriter(e.t)).Level(zerolog.WarnLevel),
 		Metrics:   NewMetrics(e.reg),
+		Stats:     e.stats,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})

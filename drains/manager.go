@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 )
 
 // Ownership says which drains this node delivers (cluster leases). A nil
@@ -29,9 +30,10 @@ type Manager struct {
 	Config    Config
 	Store     channels.Store
 	Log       channels.Log
-	Ownership Ownership      // nil: every drain
-	Logger    zerolog.Logger //
-	Metrics   *Metrics       // nil: unregistered metrics
+	Ownership Ownership       // nil: every drain
+	Logger    zerolog.Logger  //
+	Metrics   *Metrics        // nil: unregistered metrics
+	Stats     *stats.Registry // nil: filtered messages are not counted per source
 
 	cfg     Config
 	metrics *Metrics
@@ -219,10 +221,10 @@ func (m *Manager) reconcile(ctx context.Context) {
 	m.metrics.unsupported.Set(float64(unsupported))
 
 	for id, w := range m.workers {
-		if wd, ok := want[id]; ok && wd.drain.URL == w.drain.URL {
+		if wd, ok := want[id]; ok && wd.drain.URL == w.drain.URL && wd.drain.DrainOptions == w.drain.DrainOptions {
 			continue
 		} else if ok {
-			w.log.Info().Msg("drain destination changed: restarting")
+			w.log.Info().Msg("drain destination or options changed: restarting")
 			w.cancel() // restarted below with the same state
 		} else {
 			w.forget.Store(true)

@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	delivered   *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
+	filtered    *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	lagMessages *prometheus.GaugeVec
 	lagSeconds  *prometheus.GaugeVec
@@ -47,6 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "plexus_drain_dropped_total",
 			Help: "Messages a drain lost: evicted by retention before delivery, rejected by the endpoint (HTTP 4xx), or unparseable.",
 		}, []string{"drain_id", "reason"}),
+		filtered: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_drain_filtered_total",
+			Help: "Messages a drain's filter skipped (not lost: not meant for the drain).",
+		}, []string{"drain_id"}),
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_drain_requests_total",
 			Help: "Delivery attempts (HTTP requests, syslog writes) by result: ok, rejected, retry, error.",
@@ -76,6 +81,7 @@ type drainMetrics struct {
 	delivered                              prometheus.Counter
 	droppedRetention, droppedRejected      prometheus.Counter
 	droppedUnparseable                     prometheus.Counter
+	filtered                               prometheus.Counter
 	reqOK, reqRejected, reqRetry, reqError prometheus.Counter
 	lagMessages, lagSeconds                prometheus.Gauge
 	l14                                    prometheus.Counter
@@ -88,6 +94,7 @@ func (m *Metrics) forDrain(id int64) *drainMetrics {
 		droppedRetention:   m.dropped.WithLabelValues(l, reasonRetention),
 		droppedRejected:    m.dropped.WithLabelValues(l, reasonRejected),
 		droppedUnparseable: m.dropped.WithLabelValues(l, reasonUnparseable),
+		filtered:           m.filtered.WithLabelValues(l),
 		reqOK:              m.requests.WithLabelValues(l, resultOK),
 		reqRejected:        m.requests.WithLabelValues(l, resultRejected),
 		reqRetry:           m.requests.WithLabelValues(l, resultRetry),
@@ -103,6 +110,7 @@ func (m *Metrics) forget(id int64) {
 	l := prometheus.Labels{"drain_id": strconv.FormatInt(id, 10)}
 	m.delivered.DeletePartialMatch(l)
 	m.dropped.DeletePartialMatch(l)
+	m.filtered.DeletePartialMatch(l)
 	m.requests.DeletePartialMatch(l)
 	m.lagMessages.DeletePartialMatch(l)
 	m.lagSeconds.DeletePartialMatch(l)

@@ -314,6 +314,7 @@ type syslogReceiver struct {
 	got    stream
 	lines  []syslogLine
 	raw    bytes.Buffer
+	frames []string // every frame, parsed or not
 	errs   []error
 	conns  map[net.Conn]bool
 	closed bool
@@ -385,6 +386,7 @@ func (r *syslogReceiver) read(c net.Conn) {
 		}
 		l, err := parseSyslogLine(f)
 		r.mu.Lock()
+		r.frames = append(r.frames, f)
 		if err != nil {
 			r.errs = append(r.errs, err)
 		} else {
@@ -429,6 +431,12 @@ func (r *syslogReceiver) stream() stream {
 	s.msgs = append([]string(nil), s.msgs...)
 	s.l10 = append([]uint64(nil), s.l10...)
 	return s
+}
+
+func (r *syslogReceiver) allFrames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.frames...)
 }
 
 func (r *syslogReceiver) syslogLines() []syslogLine {

@@ -82,6 +82,7 @@ func (w *worker) run() {
 		<-w.prev.done // it stores the position this worker starts from
 	}
 	w.out, w.f = newTransport(&w.m.cfg, w.drain, w.url)
+	w.setOptions()
 	defer func() {
 		w.out.close()
 		w.storeFinal()
@@ -140,7 +141,7 @@ func (w *worker) run() {
 		w.st.mu.Unlock()
 		w.b.build(w.f, from, &w.recs, res, lost, since, now)
 		if !w.b.send() {
-			w.complete(outOK) // only unparseable records
+			w.complete(outOK) // only unparseable or filtered records
 			continue
 		}
 		w.intend()
@@ -229,6 +230,9 @@ func (w *worker) complete(o outcome) {
 	now := w.m.now()
 	if b.unparseable > 0 {
 		met.droppedUnparseable.Add(float64(b.unparseable))
+	}
+	if b.filtered > 0 {
+		met.filtered.Add(float64(b.filtered))
 	}
 	if b.missed > 0 {
 		met.droppedRetention.Add(float64(b.missed))

@@ -628,6 +628,32 @@ func (s *Store) SetDrainURL(ctx context.Context, channelID string, drainID int64
 		return channels.Drain{}, channels.Errorf(channels.CodeInternal, "set drain url: unexpected reply %v", res)
 	}
 	d := channels.Drain{ID: drainID, ChannelID: channelID, Token: toString(vals[2]), URL: url}
+	if old, ok := s.reg.Drain(drainID); ok {
+		d.DrainOptions = old.DrainOptions
+	}
+	s.applyMu.Lock()
+	s.applyDrain(toUint(vals[1]), d)
+	s.applyMu.Unlock()
+	return d, nil
+}
+
+// SetDrainOptions implements channels.Store.
+func (s *Store) SetDrainOptions(ctx context.Context, channelID string, drainID int64, o channels.DrainOptions) (channels.Drain, error) {
+	if err := s.begin(ctx); err != nil {
+		return channels.Drain{}, err
+	}
+	res, err := s.run(ctx, setDrainOptionsScript, channelID, strconv.FormatInt(drainID, 10), o.Filter, o.Format)
+	if err != nil {
+		return channels.Drain{}, unavailable("set drain options", err)
+	}
+	vals, _ := res.([]any)
+	if len(vals) == 1 {
+		return channels.Drain{}, channels.ErrDrainNotFound
+	}
+	if len(vals) != 4 {
+		return channels.Drain{}, channels.Errorf(channels.CodeInternal, "set drain options: unexpected reply %v", res)
+	}
+	d := channels.Drain{ID: drainID, ChannelID: channelID, Token: toString(vals[2]), URL: toString(vals[3]), DrainOptions: o}
 	s.applyMu.Lock()
 	s.applyDrain(toUint(vals[1]), d)
 	s.applyMu.Unlock()

@@ -78,7 +78,8 @@ func drainFromHash(id string, h map[string]string) (channels.Drain, bool) {
 	if err != nil || h["ch"] == "" {
 		return channels.Drain{}, false
 	}
-	d := channels.Drain{ID: n, ChannelID: h["ch"], Token: h["token"], URL: h["url"]}
+	d := channels.Drain{ID: n, ChannelID: h["ch"], Token: h["token"], URL: h["url"],
+		DrainOptions: channels.DrainOptions{Filter: h["filter"], Format: h["format"]}}
 	if d.URL == "" && h["host"] != "" {
 		port, _ := strconv.Atoi(h["port"])
 		d.URL = channels.LegacyDrainURL(h["host"], port)

@@ -268,6 +268,21 @@ redis.call('HSET', 'ch:' .. ch .. ':drains', id, norm)
 return {1, notify({key}), d[2]}
 `)
 
+// setDrainOptionsScript: ARGV channel id, drain id, filter, format (an
+// empty value deletes the field). Returns {1, version, token, url} or {-1}
+// not found.
+var setDrainOptionsScript = goredis.NewScript(storeLuaPrelude + `
+local key = 'drain:' .. ARGV[2] .. ':data'
+local d = redis.call('HMGET', key, 'ch', 'token', 'url')
+if d[1] ~= ARGV[1] then return {-1} end
+local fields = {'filter', 'format'}
+for i, f in ipairs(fields) do
+  local v = ARGV[2 + i]
+  if v == '' then redis.call('HDEL', key, f) else redis.call('HSET', key, f, v) end
+end
+return {1, notify({key}), d[2] or '', d[3] or ''}
+`)
+
 // deleteDrainScript: ARGV channel id, drain id. Returns {found, version}.
 var deleteDrainScript = goredis.NewScript(storeLuaPrelude + `
 local key = 'drain:' .. ARGV[2] .. ':data'

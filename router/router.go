@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 	"github.com/plexus-router/plexus/syslog"
 )
 
@@ -29,6 +30,7 @@ type Router struct {
 	metrics *Metrics
 	now     func() time.Time
 	pool    sync.Pool
+	stats   *stats.Registry // per-source counts (nil: none); see stats.go
 }
 
 // New returns a Router that looks tokens up in tokens and appends to log.
@@ -38,7 +40,9 @@ func New(tokens TokenLookup, log channels.Log, m *Metrics) *Router {
 		m = NewMetrics(nil)
 	}
 	r := &Router{tokens: tokens, log: log, metrics: m, now: time.Now}
-	r.pool.New = func() any { return &Ingester{r: r, byChannel: make(map[string]*channels.Batch)} }
+	r.pool.New = func() any {
+		return &Ingester{r: r, byChannel: make(map[string]*channels.Batch), counts: make(map[string]*stats.Channel)}
+	}
 	return r
 }
 
@@ -48,9 +52,10 @@ type Ingester struct {
 	batches   []*channels.Batch          // batches in first-use order
 	byChannel map[string]*channels.Batch // channel id → batch in batches
 	free      []*channels.Batch
-	scratch   []byte // RFC 3164 → RFC 5424 conversion
-	n         int    // messages added since the last Commit
-	key       string // idempotency key of the next Commit
+	scratch   []byte                    // RFC 3164 → RFC 5424 conversion
+	n         int                       // messages added since the last Commit
+	key       string                    // idempotency key of the next Commit
+	counts    map[string]*stats.Channel // channel id → its counters, looked up once per Commit
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -92,6 +97,7 @@ func (in *Ingester) Add(msg []byte) error {
 	}
 	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
 	in.n++
+	in.count(rt, msg)
 	return nil
 }
 
@@ -112,6 +118,7 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 		b.Add(msg)
 	}
 	in.n++
+	in.count(rt, msg)
 	return nil
 }
 
@@ -200,6 +207,7 @@ func (in *Ingester) reset() {
 	clear(in.batches)
 	in.batches = in.batches[:0]
 	clear(in.byChannel)
+	clear(in.counts)
 	in.n = 0
 	in.key = ""
 }

@@ -27,10 +27,11 @@ var allowedDeps = map[string][]string{
 	"channels/embedded":  {"channels", "channels/registry"},
 	"channels/logtest":   {"channels"},
 	"channels/storetest": {"channels"},
+	"channels/stats":     {},
 	"syslog":             {},
-	"router":             {"channels", "syslog"},
-	"drains":             {"channels", "syslog"},
-	"api":                {"channels", "syslog", "router"},
+	"router":             {"channels", "channels/stats", "syslog"},
+	"drains":             {"channels", "channels/stats", "syslog"},
+	"api":                {"channels", "channels/stats", "syslog", "router"},
 	"redis":              {"channels", "channels/registry"},
 	"test":               {"channels", "channels/registry", "channels/embedded"}, // test helpers (e.g. test/redistest)
 }

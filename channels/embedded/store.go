@@ -784,6 +784,26 @@ func (s *Store) SetDrainURL(ctx context.Context, channelID string, drainID int64
 	return d, nil
 }
 
+// SetDrainOptions implements Store.
+func (s *Store) SetDrainOptions(ctx context.Context, channelID string, drainID int64, o channels.DrainOptions) (channels.Drain, error) {
+	if err := s.begin(ctx); err != nil {
+		return channels.Drain{}, err
+	}
+	defer s.mu.Unlock()
+	d, ok := s.reg.Drain(drainID)
+	if !ok || d.ChannelID != channelID {
+		return channels.Drain{}, channels.ErrDrainNotFound
+	}
+	if d.DrainOptions == o {
+		return d, nil
+	}
+	d.DrainOptions = o
+	if err := s.commit(journalEntry{Op: opDrain, Drain: &d}); err != nil {
+		return channels.Drain{}, err
+	}
+	return d, nil
+}
+
 // DeleteDrain implements Store.
 func (s *Store) DeleteDrain(ctx context.Context, channelID string, drainID int64) error {
 	if err := s.begin(ctx); err != nil {

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Store) {
 		{"CreateDrain", testCreateDrain},
 		{"MaxDrains", testMaxDrains},
 		{"SetDrainURL", testSetDrainURL},
+		{"SetDrainOptions", testSetDrainOptions},
 		{"DeleteDrain", testDeleteDrain},
 		{"DrainLists", testDrainLists},
 		{"Cursors", testCursors},
@@ -441,6 +442,41 @@ func testMaxDrains(t *testing.T, s channels.Store) {
 	if n := len(must[[]channels.Drain](t, "ChannelDrains")(s.ChannelDrains(ctx(t), ch.ID))); n != 4 {
 		t.Fatalf("%d drains, want 4", n)
 	}
+}
+
+func testSetDrainOptions(t *testing.T, s channels.Store) {
+	ch, _, err := s.CreateChannel(ctx(t), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := must[channels.Drain](t, "CreateDrain")(s.CreateDrain(ctx(t), ch.ID, "https://opts.example.org/", 0))
+	o := channels.DrainOptions{Filter: `severity <= 4`, Format: channels.FormatRFC5424}
+	got := must[channels.Drain](t, "SetDrainOptions")(s.SetDrainOptions(ctx(t), ch.ID, d.ID, o))
+	want := d
+	want.DrainOptions = o
+	if got != want {
+		t.Fatalf("SetDrainOptions = %+v, want %+v", got, want)
+	}
+	if got := must[channels.Drain](t, "Drain")(s.Drain(ctx(t), d.ID)); got != want {
+		t.Fatalf("Drain = %+v, want %+v", got, want)
+	}
+	// A URL change keeps the options.
+	want = must[channels.Drain](t, "SetDrainURL")(s.SetDrainURL(ctx(t), ch.ID, d.ID, "https://opts2.example.org/", 0))
+	if want.DrainOptions != o {
+		t.Fatalf("SetDrainURL dropped the options: %+v", want)
+	}
+	if got := must[[]channels.Drain](t, "ChannelDrains")(s.ChannelDrains(ctx(t), ch.ID)); len(got) != 1 || got[0] != want {
+		t.Fatalf("ChannelDrains = %+v, want [%+v]", got, want)
+	}
+	// Clearing.
+	got = must[channels.Drain](t, "SetDrainOptions clear")(s.SetDrainOptions(ctx(t), ch.ID, d.ID, channels.DrainOptions{}))
+	if got.DrainOptions != (channels.DrainOptions{}) || got.URL != want.URL {
+		t.Fatalf("SetDrainOptions clear = %+v", got)
+	}
+	_, err = s.SetDrainOptions(ctx(t), "other", d.ID, o)
+	wantCode(t, "SetDrainOptions other channel", err, channels.CodeNotFound)
+	_, err = s.SetDrainOptions(ctx(t), ch.ID, d.ID+1000, o)
+	wantCode(t, "SetDrainOptions unknown", err, channels.CodeNotFound)
 }
 
 func testSetDrainURL(t *testing.T, s channels.Store) {

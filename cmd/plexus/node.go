@@ -22,6 +22,7 @@ import (
 
 	"github.com/plexus-router/plexus/api"
 	"github.com/plexus-router/plexus/channels"
+	"github.com/plexus-router/plexus/channels/stats"
 	"github.com/plexus-router/plexus/drains"
 	"github.com/plexus-router/plexus/router"
 	"github.com/plexus-router/plexus/syslog"
@@ -134,6 +135,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 
 	routerMetrics := router.NewMetrics(n.reg)
 	rt := router.New(be.store, be.log, routerMetrics)
+	counts := stats.NewRegistry()
+	rt.SetStats(counts)
 	n.sys = &syslog.Server{
 		TCPAddr:     cfg.SyslogAddr,
 		UDPAddr:     cfg.SyslogUDPAddr,
@@ -177,6 +180,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 		Ownership: be.cluster,
 		Logger:    n.Logger.With().Str("component", "drains").Logger(),
 		Metrics:   drains.NewMetrics(n.reg),
+		Stats:     counts,
 	}
 	// The log's default, which a channel's own retention changes.
 	n.drains.Config.DefaultRetention = channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes}
