@@ -49,7 +49,7 @@ func parseFlags(s string) []string {
 }
 
 func channelFromHash(id string, h map[string]string) channels.Channel {
-	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"])}
+	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"]), RateLimit: parseRateLimit(h["rate_limit"])}
 }
 
 func tokenFromHash(id string, h map[string]string) (channels.Token, bool) {

@@ -37,6 +37,8 @@ type Registry struct {
 	chanIndex  int64 // last channel id allocated by a counter
 	drainIndex int64 // last drain id allocated
 
+	limiters   map[string]*channels.Limiter // channel id → limiter; kept across Replace (see limits.go)
+
 	routes    atomic.Pointer[routeTable]
 	credSnap  atomic.Pointer[map[string]channels.Cred]
 	deferSnap bool // bulk loading: snapshots are rebuilt once at the end
@@ -90,7 +92,7 @@ type State struct {
 
 // New returns an empty Registry.
 func New() *Registry {
-	r := &Registry{}
+	r := &Registry{limiters: map[string]*channels.Limiter{}}
 	r.reset()
 	r.publishRoutes()
 	r.publishCreds()
@@ -177,7 +179,7 @@ func (r *Registry) Close() {
 func (r *Registry) publishRoutes() {
 	base := make(map[string]channels.Route, len(r.tokens))
 	for id, t := range r.tokens {
-		base[id] = channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}
+		base[id] = channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name, Limiter: r.limiter(t.ChannelID)}
 	}
 	r.routes.Store(&routeTable{base: base})
 }
@@ -192,7 +194,7 @@ func (r *Registry) updateRoutes(put []channels.Token, del []string) {
 	delta := make(map[string]routeDelta, len(old.delta)+len(put)+len(del))
 	maps.Copy(delta, old.delta)
 	for _, t := range put {
-		delta[t.ID] = routeDelta{Route: channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}}
+		delta[t.ID] = routeDelta{Route: channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name, Limiter: r.limiter(t.ChannelID)}}
 	}
 	for _, id := range del {
 		if _, inBase := old.base[id]; inBase {
@@ -278,6 +280,7 @@ func (r *Registry) Replace(st State) {
 		r.cursors[id] = c
 	}
 	r.chanIndex, r.drainIndex = st.ChannelIndex, st.DrainIndex
+	r.resetLimits()
 	r.deferSnap = false
 	r.publishRoutes()
 	r.publishCreds()
@@ -369,6 +372,7 @@ func (r *Registry) PutChannel(c channels.Channel) {
 
 func (r *Registry) putChannel(c channels.Channel) {
 	r.channels[c.ID] = cloneChannel(c)
+	r.limiter(c.ID).Set(c.RateLimit)
 }
 
 // DeleteChannel removes a channel with its tokens, its drains and their
@@ -390,6 +394,7 @@ func (r *Registry) DeleteChannel(id string) bool {
 	for _, did := range drains {
 		r.deleteDrain(did)
 	}
+	r.dropLimiter(id)
 	r.mu.Unlock()
 	found = found || len(del) > 0 || len(drains) > 0
 	if found {
@@ -773,6 +778,10 @@ func (r *Registry) SessionCount() int {
 
 func cloneChannel(c channels.Channel) channels.Channel {
 	c.Flags = slices.Clone(c.Flags)
+	if c.RateLimit != nil {
+		rl := *c.RateLimit
+		c.RateLimit = &rl
+	}
 	return c
 }
 
