@@ -177,6 +177,7 @@ func emptyBody(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
 type putChannel struct {
 	names     []string
 	setTokens bool
+	rate      rateLimitChange // api/ratelimit.go
 }
 
 // parsePutChannel: {"tokens":["a","b"]} sets the token set to exactly
@@ -197,6 +198,9 @@ func parsePutChannel(w http.ResponseWriter, body []byte) (any, bool) {
 			return nil, false
 		}
 	}
+	if in.rate, ok = parseRateLimit(w, obj); !ok {
+		return nil, false
+	}
 	return in, true
 }
 
@@ -206,6 +210,8 @@ type channelDoc struct {
 	Channel string            `json:"channel"`
 	Tokens  map[string]string `json:"tokens,omitempty"`
 	Drains  []drainJSON       `json:"drains,omitempty"`
+	// RateLimit is the channel's own input limit (absent: the default).
+	RateLimit *channels.RateLimit `json:"rate_limit,omitempty"`
 }
 
 func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token) (channelDoc, error) {
@@ -236,10 +242,16 @@ func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token)
 func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 	req := in.(putChannel)
 	id := mux.Vars(r)["id"]
-	_, tokens, created, err := s.Store.PutChannel(r.Context(), id, req.names, req.setTokens)
+	ch, tokens, created, err := s.Store.PutChannel(r.Context(), id, req.names, req.setTokens)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return
+	}
+	if req.rate.set {
+		if ch, err = s.Store.SetChannelRateLimit(r.Context(), id, req.rate.limit); err != nil {
+			s.fail(w, r, err, true)
+			return
+		}
 	}
 	if tokens == nil {
 		tokens = []channels.Token{} // do not list again: PutChannel returned the set
@@ -249,6 +261,7 @@ func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 		s.fail(w, r, err, true)
 		return
 	}
+	doc.RateLimit = ch.RateLimit
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
@@ -259,7 +272,8 @@ func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 // v3GetChannel: GET /v3/channels/{id} → 200 channel document | 404 empty.
 func (s *Server) v3GetChannel(w http.ResponseWriter, r *http.Request, _ any) {
 	id := mux.Vars(r)["id"]
-	if _, err := s.Store.Channel(r.Context(), id); err != nil {
+	ch, err := s.Store.Channel(r.Context(), id)
+	if err != nil {
 		s.v3Fail(w, r, err)
 		return
 	}
@@ -268,6 +282,7 @@ func (s *Server) v3GetChannel(w http.ResponseWriter, r *http.Request, _ any) {
 		s.v3Fail(w, r, err)
 		return
 	}
+	doc.RateLimit = ch.RateLimit
 	writeJSON(w, http.StatusOK, doc)
 }
 

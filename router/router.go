@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
@@ -15,6 +16,7 @@ import (
 var (
 	ErrMalformed    = errors.New("malformed message")
 	ErrUnknownToken = errors.New("unknown token")
+	ErrRateLimited  = errors.New("over the channel's rate limit")
 )
 
 // TokenLookup is the part of channels.Store the router needs.
@@ -29,6 +31,10 @@ type Router struct {
 	metrics *Metrics
 	now     func() time.Time
 	pool    sync.Pool
+
+	defLimit atomic.Pointer[channels.RateLimit] // channels without their own limit (nil: none)
+	notices  notices                            // channels with drops to report (limit.go)
+	fh       *firehose                          // nil: no firehose (firehose.go)
 }
 
 // New returns a Router that looks tokens up in tokens and appends to log.
@@ -38,6 +44,7 @@ func New(tokens TokenLookup, log channels.Log, m *Metrics) *Router {
 		m = NewMetrics(nil)
 	}
 	r := &Router{tokens: tokens, log: log, metrics: m, now: time.Now}
+	r.notices.init()
 	r.pool.New = func() any { return &Ingester{r: r, byChannel: make(map[string]*channels.Batch)} }
 	return r
 }
@@ -50,6 +57,12 @@ type Ingester struct {
 	free      []*channels.Batch
 	scratch   []byte // RFC 3164 → RFC 5424 conversion
 	n         int    // messages added since the last Commit
+
+	limitEach bool       // syslog input: each message over its channel's limit is dropped
+	nowNs     int64      // time of this read, for the rate limits (0: not taken yet)
+	uses      []limitUse // HTTP input: what the request takes from each limiter (limit.go)
+	taken     bool       // uses were taken (TakeLimits): refunded if the commit fails
+	fhPosts   []int      // firehose copies by firehose channel, counted at commit
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -58,6 +71,7 @@ func (r *Router) Ingester() *Ingester { return r.pool.Get().(*Ingester) }
 // Release discards what was not committed and returns in to the pool.
 func (in *Ingester) Release() {
 	in.reset()
+	in.limitEach = false
 	// Do not keep the memory of an unusually large request around.
 	big := len(in.scratch) > 64<<10
 	for _, b := range in.free {
@@ -89,8 +103,14 @@ func (in *Ingester) Add(msg []byte) error {
 	if !ok {
 		return ErrUnknownToken
 	}
+	if !in.admit(rt, len(msg)) {
+		return ErrRateLimited
+	}
 	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
 	in.n++
+	if in.r.fh != nil {
+		in.firehose(rt, msg)
+	}
 	return nil
 }
 
@@ -102,6 +122,9 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 	if !ok {
 		return ErrMalformed
 	}
+	if !in.admit(rt, len(msg)) {
+		return ErrRateLimited
+	}
 	b := in.batch(rt.ChannelID)
 	if i, j, ok := syslog.FindToken(msg); ok && string(msg[i:j]) == rt.Token {
 		b.AddCooked(msg, i, j, rt.Name)
@@ -111,6 +134,9 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 		b.Add(msg)
 	}
 	in.n++
+	if in.r.fh != nil {
+		in.firehose(rt, msg)
+	}
 	return nil
 }
 
@@ -181,6 +207,11 @@ func (in *Ingester) commit(ctx context.Context, durable bool) error {
 	} else {
 		err = in.r.log.Append(ctx, in.batches)
 	}
+	if err != nil {
+		in.refundLimits()
+	} else if in.r.fh != nil {
+		in.countFirehose()
+	}
 	in.reset()
 	return err
 }
@@ -194,6 +225,11 @@ func (in *Ingester) reset() {
 	in.batches = in.batches[:0]
 	clear(in.byChannel)
 	in.n = 0
+	in.nowNs = 0
+	clear(in.uses)
+	in.uses = in.uses[:0]
+	in.taken = false
+	clear(in.fhPosts)
 }
 
 // indexString is bytes.Index(s, []byte(sub)) without the conversion.
