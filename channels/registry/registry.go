@@ -37,7 +37,7 @@ type Registry struct {
 	chanIndex  int64 // last channel id allocated by a counter
 	drainIndex int64 // last drain id allocated
 
-	limiters   map[string]*channels.Limiter // channel id → limiter; kept across Replace (see limits.go)
+	limiters map[string]*channels.Limiter // channel id → limiter; kept across Replace (see limits.go)
 
 	routes    atomic.Pointer[routeTable]
 	credSnap  atomic.Pointer[map[string]channels.Cred]

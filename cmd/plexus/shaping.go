@@ -28,7 +28,7 @@ func shapingFlags(c *Config, fs *flag.FlagSet, opts *[]option) {
 	}
 	float(&c.ChannelRate, "channel-rate", "default input limit of a channel, in messages per second (0 = unlimited); a channel's own rate_limit (v3 API) wins", "PLEXUS_CHANNEL_RATE")
 	float(&c.ChannelBytesRate, "channel-bytes-rate", "default input limit of a channel, in bytes per second (0 = unlimited)", "PLEXUS_CHANNEL_BYTES_RATE")
-	float(&c.ChannelBurst, "channel-burst", "messages a channel may send at once above -channel-rate (default: one second's worth)", "PLEXUS_CHANNEL_BURST")
+	float(&c.ChannelBurst, "channel-burst", "default size of a channel's message bucket: messages it may send at once after a quiet period (default: one second of -channel-rate)", "PLEXUS_CHANNEL_BURST")
 	str(&c.FirehoseChannelIDs, "firehose-channel-ids", "comma-separated channels that receive a raw copy of every other channel's messages (one picked per message)", "PLEXUS_FIREHOSE_CHANNEL_IDS", "FIREHOSE_CHANNEL_IDS")
 	str(&c.FirehoseFilterTokens, "firehose-filter-tokens", "comma-separated token names whose messages go to the firehose (empty: all)", "PLEXUS_FIREHOSE_FILTER_TOKENS", "FIREHOSE_FILTER_TOKENS")
 	str(&c.MetricsChannelID, "internal-metrics-channel-id", "channel that receives this node's counters as log lines every -internal-metrics-interval", "PLEXUS_INTERNAL_METRICS_CHANNEL_ID", "INTERNAL_METRICS_CHANNEL_ID")
