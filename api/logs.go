@@ -28,6 +28,8 @@ import (
 //   - Invalid base64 in Authorization is 401 (Logplex: 500).
 //   - When the log cannot admit the messages within AppendTimeout the
 //     answer is 503 with Retry-After: 1 (Logplex had no back-pressure).
+//   - A request over its channel's rate limit (see channels.RateLimit) is
+//     429 with Retry-After (whole seconds) and nothing of it is stored.
 //   - The 400 answers do not carry Logplex's stray WWW-Authenticate header.
 //   - Content-Encoding other than gzip or identity is 415.
 //   - An Idempotency-Key header (not in Logplex) makes a retried batch
@@ -227,6 +229,12 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	case addErr != nil:
 		s.countInput(n, 0, "malformed")
 		return logsAnswer(w, http.StatusBadRequest, "Malformed log messages")
+	}
+	if ok, wait := in.TakeLimits(); !ok {
+		// Over a channel's rate limit: nothing of the request is stored.
+		s.countInput(n, 0, "rate_limit")
+		w.Header().Set("Retry-After", retryAfterSeconds(wait))
+		return logsAnswer(w, http.StatusTooManyRequests, "Rate limit exceeded")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.conf.AppendTimeout)
 	defer cancel()

@@ -185,6 +185,7 @@ type putChannel struct {
 	retention    *channels.ChannelRetention
 	setRetention bool
 	retErr       error
+	rate      rateLimitChange // api/ratelimit.go
 }
 
 // parsePutChannel: {"tokens":["a","b"]} sets the token set to exactly
@@ -216,6 +217,12 @@ func parsePutChannel(w http.ResponseWriter, body []byte) (any, bool) {
 			in.setTokens = false // {"retention":…} alone keeps the tokens
 		}
 	}
+	if in.rate, ok = parseRateLimit(w, obj); !ok {
+		return nil, false
+	}
+	if _, hasTokens := obj["tokens"]; !hasTokens && in.rate.set {
+		in.setTokens = false // {"rate_limit":…} alone keeps the tokens
+	}
 	return in, true
 }
 
@@ -227,6 +234,8 @@ type channelDoc struct {
 	Drains  []drainJSON       `json:"drains,omitempty"`
 	// Retention is the channel's own retention (a Plexus extension).
 	Retention *channels.ChannelRetention `json:"retention,omitempty"`
+	// RateLimit is the channel's own input limit (absent: the default).
+	RateLimit *channels.RateLimit `json:"rate_limit,omitempty"`
 }
 
 func (s *Server) channelDoc(r *http.Request, id string, tokens []channels.Token) (channelDoc, error) {
@@ -264,13 +273,19 @@ func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 		writeJSONError(w, http.StatusUnprocessableEntity, req.retErr.Error())
 		return
 	}
-	_, tokens, created, err := s.Store.PutChannel(r.Context(), id, req.names, req.setTokens)
+	ch, tokens, created, err := s.Store.PutChannel(r.Context(), id, req.names, req.setTokens)
 	if err != nil {
 		s.fail(w, r, err, true)
 		return
 	}
 	if req.setRetention {
-		if _, err := s.Store.SetChannelRetention(r.Context(), id, req.retention); err != nil {
+		if ch, err = s.Store.SetChannelRetention(r.Context(), id, req.retention); err != nil {
+			s.fail(w, r, err, true)
+			return
+		}
+	}
+	if req.rate.set {
+		if ch, err = s.Store.SetChannelRateLimit(r.Context(), id, req.rate.limit); err != nil {
 			s.fail(w, r, err, true)
 			return
 		}
@@ -283,6 +298,7 @@ func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 		s.fail(w, r, err, true)
 		return
 	}
+	doc.RateLimit = ch.RateLimit
 	code := http.StatusOK
 	if created {
 		code = http.StatusCreated
@@ -293,7 +309,8 @@ func (s *Server) v3PutChannel(w http.ResponseWriter, r *http.Request, in any) {
 // v3GetChannel: GET /v3/channels/{id} → 200 channel document | 404 empty.
 func (s *Server) v3GetChannel(w http.ResponseWriter, r *http.Request, _ any) {
 	id := mux.Vars(r)["id"]
-	if _, err := s.Store.Channel(r.Context(), id); err != nil {
+	ch, err := s.Store.Channel(r.Context(), id)
+	if err != nil {
 		s.v3Fail(w, r, err)
 		return
 	}
@@ -302,6 +319,7 @@ func (s *Server) v3GetChannel(w http.ResponseWriter, r *http.Request, _ any) {
 		s.v3Fail(w, r, err)
 		return
 	}
+	doc.RateLimit = ch.RateLimit
 	writeJSON(w, http.StatusOK, doc)
 }
 

@@ -19,6 +19,10 @@ type Store interface {
 	// names keep their token, new names get one, others are deleted. Flags
 	// of an existing channel are kept. created reports a new channel.
 	PutChannel(ctx context.Context, id string, tokenNames []string, setTokens bool) (ch Channel, tokens []Token, created bool, err error)
+	// SetChannelRateLimit sets a channel's own input rate limit (nil or
+	// zero: the node's default applies) and returns the channel
+	// (ErrChannelNotFound).
+	SetChannelRateLimit(ctx context.Context, id string, rl *RateLimit) (Channel, error)
 	// Channel returns a channel (ErrChannelNotFound).
 	Channel(ctx context.Context, id string) (Channel, error)
 	// SetChannelRetention sets a channel's own retention (nil removes it)

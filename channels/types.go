@@ -19,6 +19,9 @@ type Channel struct {
 	// Retention is the channel's own retention (nil: none); kept across
 	// v3 PUTs that do not name it.
 	Retention *ChannelRetention `json:"retention,omitempty"`
+	// RateLimit is the channel's own input limit (nil: the node's
+	// default). Kept across v3 PUTs that do not set it.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // HasFlag reports whether the channel carries flag f.
@@ -48,6 +51,9 @@ type Route struct {
 	ChannelID string
 	Token     string // the token id, "t.<uuid>"
 	Name      string
+	// Limiter is the channel's rate limiter (nil: never limited), shared
+	// by every route of the channel.
+	Limiter *Limiter
 }
 
 // Drain is an endpoint that receives a channel's stream. A drain reserved

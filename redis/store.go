@@ -367,10 +367,10 @@ func (s *Store) PutChannel(ctx context.Context, id string, tokenNames []string, 
 			return channels.Channel{}, nil, false, channels.Errorf(channels.CodeInternal, "put channel: unexpected reply %v", res)
 		}
 		created, v := toInt(vals[0]) == 1, toUint(vals[1])
-		ch := channels.Channel{ID: id, Name: toString(vals[2]), Flags: parseFlags(toString(vals[3])), Retention: parseRetention(toString(vals[4]))}
+		ch := channels.Channel{ID: id, Name: toString(vals[2]), Flags: parseFlags(toString(vals[3])), Retention: parseRetention(toString(vals[4])), RateLimit: parseRateLimit(toString(vals[5]))}
 		var toks []channels.Token
 		keep := map[string]bool{}
-		for i := 5; i+1 < len(vals); i += 2 {
+		for i := 6; i+1 < len(vals); i += 2 {
 			t := channels.Token{ID: toString(vals[i]), ChannelID: id, Name: toString(vals[i+1])}
 			toks = append(toks, t)
 			keep[t.ID] = true

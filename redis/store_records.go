@@ -49,7 +49,7 @@ func parseFlags(s string) []string {
 }
 
 func channelFromHash(id string, h map[string]string) channels.Channel {
-	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"]), Retention: parseRetention(h["retention"])}
+	return channels.Channel{ID: id, Name: h["name"], Flags: parseFlags(h["flags"]), Retention: parseRetention(h["retention"]), RateLimit: parseRateLimit(h["rate_limit"])}
 }
 
 // parseRetention reads the "retention" field of ch:<id>:data: the JSON of

@@ -82,8 +82,8 @@ return {id, notify(keys)}
 
 // putChannelScript: ARGV id, setTokens ("1"/"0"), n, n names, n candidate
 // token ids (one per name), then token ids the caller knows for the
-// channel. Returns {created, version, name, flags, retention, token id,
-// token name, ...}
+// channel. Returns {created, version, name, flags, retention, rate limit,
+// token id, token name, ...}
 // with every token of the channel.
 var putChannelScript = goredis.NewScript(storeLuaPrelude + `
 local id, set, nn = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
@@ -141,8 +141,8 @@ if set then
 end
 local v
 if #keys > 0 then v = notify(keys) else v = version() end
-local data = redis.call('HMGET', ck, 'name', 'flags', 'retention')
-local out = {created, v, data[1] or '', data[2] or '', data[3] or ''}
+local data = redis.call('HMGET', ck, 'name', 'flags', 'retention', 'rate_limit')
+local out = {created, v, data[1] or '', data[2] or '', data[3] or '', data[4] or ''}
 for _, tn in ipairs(toks) do
   out[#out+1] = tn[1]
   out[#out+1] = tn[2]

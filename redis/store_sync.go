@@ -350,7 +350,7 @@ func (s *Store) diff(st registry.State, start uint64) {
 		oldCh[c.ID] = c
 	}
 	for id, c := range newCh {
-		if o, ok := oldCh[id]; (!ok || o.Name != c.Name || !slices.Equal(o.Flags, c.Flags) || !o.Retention.Equal(c.Retention)) && !skip(channelKey(id)) {
+		if o, ok := oldCh[id]; (!ok || o.Name != c.Name || !slices.Equal(o.Flags, c.Flags) || !o.Retention.Equal(c.Retention) || !sameRateLimit(o.RateLimit, c.RateLimit)) && !skip(channelKey(id)) {
 			s.reg.PutChannel(c)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plexus-router/plexus/channels"
@@ -16,6 +17,7 @@ import (
 var (
 	ErrMalformed    = errors.New("malformed message")
 	ErrUnknownToken = errors.New("unknown token")
+	ErrRateLimited  = errors.New("over the channel's rate limit")
 )
 
 // TokenLookup is the part of channels.Store the router needs.
@@ -31,6 +33,10 @@ type Router struct {
 	now     func() time.Time
 	pool    sync.Pool
 	stats   *stats.Registry // per-source counts (nil: none); see stats.go
+
+	defLimit atomic.Pointer[channels.RateLimit] // channels without their own limit (nil: none)
+	notices  notices                            // channels with drops to report (limit.go)
+	fh       *firehose                          // nil: no firehose (firehose.go)
 }
 
 // New returns a Router that looks tokens up in tokens and appends to log.
@@ -40,6 +46,7 @@ func New(tokens TokenLookup, log channels.Log, m *Metrics) *Router {
 		m = NewMetrics(nil)
 	}
 	r := &Router{tokens: tokens, log: log, metrics: m, now: time.Now}
+	r.notices.init()
 	r.pool.New = func() any {
 		return &Ingester{r: r, byChannel: make(map[string]*channels.Batch), counts: make(map[string]*stats.Channel)}
 	}
@@ -56,6 +63,12 @@ type Ingester struct {
 	n         int                       // messages added since the last Commit
 	key       string                    // idempotency key of the next Commit
 	counts    map[string]*stats.Channel // channel id → its counters, looked up once per Commit
+
+	limitEach bool       // syslog input: each message over its channel's limit is dropped
+	nowNs     int64      // time of this read, for the rate limits (0: not taken yet)
+	uses      []limitUse // HTTP input: what the request takes from each limiter (limit.go)
+	taken     bool       // uses were taken (TakeLimits): refunded if the commit fails
+	fhPosts   []int      // firehose copies by firehose channel, counted at commit
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -64,6 +77,7 @@ func (r *Router) Ingester() *Ingester { return r.pool.Get().(*Ingester) }
 // Release discards what was not committed and returns in to the pool.
 func (in *Ingester) Release() {
 	in.reset()
+	in.limitEach = false
 	// Do not keep the memory of an unusually large request around.
 	big := len(in.scratch) > 64<<10
 	for _, b := range in.free {
@@ -95,9 +109,16 @@ func (in *Ingester) Add(msg []byte) error {
 	if !ok {
 		return ErrUnknownToken
 	}
+	if !in.admit(rt, len(msg)) {
+		in.countDropped(rt, msg, stats.RateLimit)
+		return ErrRateLimited
+	}
 	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
 	in.n++
 	in.count(rt, msg)
+	if in.r.fh != nil {
+		in.firehose(rt, msg)
+	}
 	return nil
 }
 
@@ -109,6 +130,9 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 	if !ok {
 		return ErrMalformed
 	}
+	if !in.admit(rt, len(msg)) {
+		return ErrRateLimited
+	}
 	b := in.batch(rt.ChannelID)
 	if i, j, ok := syslog.FindToken(msg); ok && string(msg[i:j]) == rt.Token {
 		b.AddCooked(msg, i, j, rt.Name)
@@ -119,6 +143,9 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 	}
 	in.n++
 	in.count(rt, msg)
+	if in.r.fh != nil {
+		in.firehose(rt, msg)
+	}
 	return nil
 }
 
@@ -195,6 +222,11 @@ func (in *Ingester) commit(ctx context.Context, durable bool) error {
 	} else {
 		err = in.r.log.Append(ctx, in.batches)
 	}
+	if err != nil {
+		in.refundLimits()
+	} else if in.r.fh != nil {
+		in.countFirehose()
+	}
 	in.reset()
 	return err
 }
@@ -210,6 +242,11 @@ func (in *Ingester) reset() {
 	clear(in.counts)
 	in.n = 0
 	in.key = ""
+	in.nowNs = 0
+	clear(in.uses)
+	in.uses = in.uses[:0]
+	in.taken = false
+	clear(in.fhPosts)
 }
 
 // indexString is bytes.Index(s, []byte(sub)) without the conversion.

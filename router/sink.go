@@ -13,7 +13,9 @@ import (
 // (syslog.Handler). Frames are routed by their own token and appended at
 // each Flush; Flush blocks while the log cannot admit them (back-pressure).
 func (r *Router) NewSink(proto string) syslog.Sink {
-	return &sink{in: r.Ingester(), c: r.metrics.input(proto)}
+	in := r.Ingester()
+	in.limitEach = true
+	return &sink{in: in, c: r.metrics.input(proto), limitedC: r.metrics.dropped.WithLabelValues(proto, "rate_limit")}
 }
 
 type sink struct {
@@ -22,6 +24,8 @@ type sink struct {
 	// counted since the last Flush, added to the shared counters once per
 	// read rather than once per message
 	received, malformed, unknown float64
+	limited                      float64
+	limitedC                     prometheus.Counter
 }
 
 func (s *sink) Frame(msg []byte) {
@@ -31,6 +35,8 @@ func (s *sink) Frame(msg []byte) {
 		s.malformed++
 	case ErrUnknownToken:
 		s.unknown++
+	case ErrRateLimited:
+		s.limited++
 	}
 }
 
@@ -38,7 +44,10 @@ func (s *sink) Flush(ctx context.Context) error {
 	n := s.in.Len()
 	err := s.in.Commit(ctx)
 	s.c.add(s.received, n, err, s.malformed, s.unknown)
-	s.received, s.malformed, s.unknown = 0, 0, 0
+	if s.limited > 0 {
+		s.limitedC.Add(s.limited)
+	}
+	s.received, s.malformed, s.unknown, s.limited = 0, 0, 0, 0
 	return err
 }
 
@@ -70,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"input"}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "plexus_messages_dropped_total",
-			Help: "Messages not stored, by input and reason (malformed, unknown_token, log_full).",
+			Help: "Messages not stored, by input and reason (malformed, unknown_token, log_full, rate_limit).",
 		}, []string{"input", "reason"}),
 	}
 	return m

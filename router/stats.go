@@ -27,6 +27,20 @@ func (in *Ingester) count(rt channels.Route, msg []byte) {
 	c.Received(rt.Name, procid, sev)
 }
 
+// countDropped counts a message of rt's channel dropped at ingest.
+func (in *Ingester) countDropped(rt channels.Route, msg []byte, reason stats.Reason) {
+	if in.r.stats == nil {
+		return
+	}
+	c, ok := in.counts[rt.ChannelID]
+	if !ok {
+		c = in.r.stats.Channel(rt.ChannelID)
+		in.counts[rt.ChannelID] = c
+	}
+	sev, procid := severityAndProcID(msg)
+	c.Dropped(reason, rt.Name, procid, sev)
+}
+
 // severityAndProcID scans an RFC 5424 message for its severity (PRI mod 8)
 // and PROCID, without allocating (-1 and nil where absent).
 func severityAndProcID(msg []byte) (int, []byte) {

@@ -38,6 +38,8 @@ type Registry struct {
 	chanIndex  int64 // last channel id allocated by a counter
 	drainIndex int64 // last drain id allocated
 
+	limiters map[string]*channels.Limiter // channel id → limiter; kept across Replace (see limits.go)
+
 	routes    atomic.Pointer[routeTable]
 	credSnap  atomic.Pointer[map[string]channels.Cred]
 	deferSnap bool // bulk loading: snapshots are rebuilt once at the end
@@ -91,7 +93,7 @@ type State struct {
 
 // New returns an empty Registry.
 func New() *Registry {
-	r := &Registry{}
+	r := &Registry{limiters: map[string]*channels.Limiter{}}
 	r.reset()
 	r.publishRoutes()
 	r.publishCreds()
@@ -179,7 +181,7 @@ func (r *Registry) Close() {
 func (r *Registry) publishRoutes() {
 	base := make(map[string]channels.Route, len(r.tokens))
 	for id, t := range r.tokens {
-		base[id] = channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}
+		base[id] = channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name, Limiter: r.limiter(t.ChannelID)}
 	}
 	r.routes.Store(&routeTable{base: base})
 }
@@ -194,7 +196,7 @@ func (r *Registry) updateRoutes(put []channels.Token, del []string) {
 	delta := make(map[string]routeDelta, len(old.delta)+len(put)+len(del))
 	maps.Copy(delta, old.delta)
 	for _, t := range put {
-		delta[t.ID] = routeDelta{Route: channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name}}
+		delta[t.ID] = routeDelta{Route: channels.Route{ChannelID: t.ChannelID, Token: t.ID, Name: t.Name, Limiter: r.limiter(t.ChannelID)}}
 	}
 	for _, id := range del {
 		if _, inBase := old.base[id]; inBase {
@@ -280,6 +282,7 @@ func (r *Registry) Replace(st State) {
 		r.cursors[id] = c
 	}
 	r.chanIndex, r.drainIndex = st.ChannelIndex, st.DrainIndex
+	r.resetLimits()
 	r.deferSnap = false
 	r.publishRoutes()
 	r.publishCreds()
@@ -371,6 +374,7 @@ func (r *Registry) PutChannel(c channels.Channel) {
 
 func (r *Registry) putChannel(c channels.Channel) {
 	r.channels[c.ID] = cloneChannel(c)
+	r.limiter(c.ID).Set(c.RateLimit)
 	if c.Retention != nil {
 		r.retained[c.ID] = struct{}{}
 	} else {
@@ -412,6 +416,7 @@ func (r *Registry) DeleteChannel(id string) bool {
 	for _, did := range drains {
 		r.deleteDrain(did)
 	}
+	r.dropLimiter(id)
 	r.mu.Unlock()
 	found = found || len(del) > 0 || len(drains) > 0
 	if found {
@@ -796,6 +801,10 @@ func (r *Registry) SessionCount() int {
 func cloneChannel(c channels.Channel) channels.Channel {
 	c.Flags = slices.Clone(c.Flags)
 	c.Retention = c.Retention.Clone()
+	if c.RateLimit != nil {
+		rl := *c.RateLimit
+		c.RateLimit = &rl
+	}
 	return c
 }
 

@@ -71,6 +71,10 @@ func checkRoutes(t *testing.T, r *Registry, model map[string]channels.Route, ids
 	for _, id := range ids {
 		want, wantOK := model[id]
 		got, ok := r.LookupToken([]byte(id))
+		if ok && (got.Limiter == nil || got.Limiter.ChannelID() != got.ChannelID) {
+			t.Fatalf("LookupToken(%s): limiter %v, want the channel's", id, got.Limiter)
+		}
+		got.Limiter = nil
 		if ok != wantOK || got != want {
 			t.Fatalf("LookupToken(%s) = %+v, %v; want %+v, %v", id, got, ok, want, wantOK)
 		}

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Store) {
 		{"PutChannel", testPutChannel},
 		{"DeleteChannel", testDeleteChannel},
 		{"ChannelRetention", testChannelRetention},
+		{"RateLimit", testRateLimit},
 		{"CreateToken", testCreateToken},
 		{"ReserveDrain", testReserveDrain},
 		{"CreateDrain", testCreateDrain},
@@ -134,7 +135,11 @@ func tokenByName(ts []channels.Token) map[string]string {
 
 func routeIs(s channels.Store, tk channels.Token) bool {
 	r, ok := s.LookupToken([]byte(tk.ID))
-	return ok && r == channels.Route{ChannelID: tk.ChannelID, Token: tk.ID, Name: tk.Name}
+	if !ok || r.Limiter == nil || r.Limiter.ChannelID() != tk.ChannelID {
+		return false
+	}
+	r.Limiter = nil
+	return r == channels.Route{ChannelID: tk.ChannelID, Token: tk.ID, Name: tk.Name}
 }
 
 func routeGone(s channels.Store, id string) bool {

@@ -61,6 +61,12 @@ type Config struct {
 
 	LogLevel, LogFormat string
 	DebugAddr           string
+
+	// Stream shaping (shaping.go).
+	ChannelRate, ChannelBytesRate, ChannelBurst float64
+	FirehoseChannelIDs, FirehoseFilterTokens    string
+	MetricsChannelID                            string
+	MetricsChannelInterval                      time.Duration
 }
 
 // option binds one flag to its environment variables (first set wins).
@@ -146,6 +152,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.DebugAddr, "debug-addr", "", "serve Go's /debug/pprof on this address (keep it on loopback); empty disables", "PLEXUS_DEBUG_ADDR")
 	str(&c.LogFormat, "log-format", "auto", "json, console, or auto (console on a terminal)", "PLEXUS_LOG_FORMAT")
 
+	shapingFlags(c, fs, &opts)
+
 	fs.Usage = func() { usage(fs, opts, stderr) }
 
 	// Environment first, so flags override it.
@@ -187,6 +195,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxFrame < 64 || c.MaxFrame > 1<<20 {
 		return fmt.Errorf("-max-frame must be between 64 and 1048576")
+	}
+	if err := c.validateShaping(); err != nil {
+		return err
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("-tls-cert and -tls-key go together")

@@ -52,6 +52,8 @@ type Node struct {
 	sys     *syslog.Server
 	drains  *drains.Manager
 	api     *api.Server
+	router  *router.Router
+	shaping *shaping // L16 notices, internal metrics channel (shaping.go)
 	servers []*httpServer
 	addrs   map[string]string // bound addresses, by listener name
 
@@ -137,6 +139,8 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	rt := router.New(be.store, be.log, routerMetrics)
 	counts := stats.NewRegistry()
 	rt.SetStats(counts)
+	configureRouter(cfg, rt, n, n.Logger)
+	n.router = rt
 	n.sys = &syslog.Server{
 		TCPAddr:     cfg.SyslogAddr,
 		UDPAddr:     cfg.SyslogUDPAddr,
@@ -286,6 +290,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 		return nil
 	}
+	n.shaping = startShaping(n, n.router) // stopped in Close
 	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
@@ -342,6 +347,7 @@ func (n *Node) Close(ctx context.Context) error {
 	n.endStreams()
 	n.shutdownHTTP(sctx, false)
 	cancel()
+	n.shaping.stop() // the last L16 notices are appended before drains deliver the rest
 
 	// 2. Drains deliver what the logs hold (input has stopped), store their
 	// positions and stop.
