@@ -63,6 +63,8 @@ type Ingester struct {
 	n         int                       // messages added since the last Commit
 	key       string                    // idempotency key of the next Commit
 	counts    map[string]*stats.Channel // channel id → its counters, looked up once per Commit
+	tallies   []tally                   // counts not yet added to them (stats.go)
+	tallyBuf  []byte                    // the tallies' process types
 
 	limitEach bool       // syslog input: each message over its channel's limit is dropped
 	nowNs     int64      // time of this read, for the rate limits (0: not taken yet)
@@ -76,6 +78,9 @@ func (r *Router) Ingester() *Ingester { return r.pool.Get().(*Ingester) }
 
 // Release discards what was not committed and returns in to the pool.
 func (in *Ingester) Release() {
+	if len(in.tallies) > 0 {
+		in.flushTallies()
+	}
 	in.reset()
 	in.limitEach = false
 	// Do not keep the memory of an unusually large request around.
@@ -208,6 +213,9 @@ func (in *Ingester) CommitDurable(ctx context.Context) error {
 }
 
 func (in *Ingester) commit(ctx context.Context, durable bool) error {
+	if len(in.tallies) > 0 {
+		in.flushTallies()
+	}
 	if in.n == 0 {
 		return nil
 	}

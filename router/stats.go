@@ -1,6 +1,8 @@
 package router
 
 import (
+	"bytes"
+
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/stats"
 )
@@ -13,32 +15,76 @@ func (r *Router) SetStats(reg *stats.Registry) { r.stats = reg }
 // Stats returns the registry set by SetStats (nil if none).
 func (r *Router) Stats() *stats.Registry { return r.stats }
 
-// count counts msg (RFC 5424) as received by rt's channel.
-func (in *Ingester) count(rt channels.Route, msg []byte) {
-	if in.r.stats == nil {
-		return
-	}
-	c, ok := in.counts[rt.ChannelID]
-	if !ok {
-		c = in.r.stats.Channel(rt.ChannelID)
-		in.counts[rt.ChannelID] = c
-	}
-	sev, procid := severityAndProcID(msg)
-	c.Received(rt.Name, procid, sev)
+// tally is what one read (or one request) adds to a channel's counters.
+// The Ingester tallies its messages locally and adds the tallies to the
+// shared counters once per Commit: those are atomics, and counting each
+// message there would cost several contended atomic adds and a clock read
+// per message.
+type tally struct {
+	c          *stats.Channel
+	source     string
+	proc       [2]int32 // the process type: in.tallyBuf[proc[0]:proc[1]]
+	severity   int8
+	reason     int8 // -1: received
+	n          uint64
+	channelKey string
 }
+
+// maxTallies bounds the tallies of one Commit; past it they are flushed.
+const maxTallies = 64
+
+// count counts msg (RFC 5424) as received by rt's channel.
+func (in *Ingester) count(rt channels.Route, msg []byte) { in.tallyMsg(rt, msg, -1) }
 
 // countDropped counts a message of rt's channel dropped at ingest.
 func (in *Ingester) countDropped(rt channels.Route, msg []byte, reason stats.Reason) {
+	in.tallyMsg(rt, msg, int8(reason))
+}
+
+func (in *Ingester) tallyMsg(rt channels.Route, msg []byte, reason int8) {
 	if in.r.stats == nil {
 		return
+	}
+	sev, procid := severityAndProcID(msg)
+	proc := stats.ProcessType(procid)
+	for i := range in.tallies {
+		t := &in.tallies[i]
+		if t.reason == reason && int(t.severity) == sev && t.source == rt.Name && t.channelKey == rt.ChannelID &&
+			bytes.Equal(in.tallyBuf[t.proc[0]:t.proc[1]], proc) {
+			t.n++
+			return
+		}
+	}
+	if len(in.tallies) >= maxTallies {
+		in.flushTallies()
 	}
 	c, ok := in.counts[rt.ChannelID]
 	if !ok {
 		c = in.r.stats.Channel(rt.ChannelID)
 		in.counts[rt.ChannelID] = c
 	}
-	sev, procid := severityAndProcID(msg)
-	c.Dropped(reason, rt.Name, procid, sev)
+	start := int32(len(in.tallyBuf))
+	in.tallyBuf = append(in.tallyBuf, proc...)
+	in.tallies = append(in.tallies, tally{
+		c: c, source: rt.Name, channelKey: rt.ChannelID, proc: [2]int32{start, int32(len(in.tallyBuf))},
+		severity: int8(sev), reason: reason, n: 1,
+	})
+}
+
+// flushTallies adds the tallies to the shared counters.
+func (in *Ingester) flushTallies() {
+	for i := range in.tallies {
+		t := &in.tallies[i]
+		proc := in.tallyBuf[t.proc[0]:t.proc[1]]
+		if t.reason < 0 {
+			t.c.ReceivedN(t.source, proc, int(t.severity), t.n)
+		} else {
+			t.c.DroppedN(stats.Reason(t.reason), t.source, proc, int(t.severity), t.n)
+		}
+		*t = tally{}
+	}
+	in.tallies = in.tallies[:0]
+	in.tallyBuf = in.tallyBuf[:0]
 }
 
 // severityAndProcID scans an RFC 5424 message for its severity (PRI mod 8)

@@ -124,12 +124,28 @@ func (c *Channel) DroppedBytes(reason Reason, source, procid []byte, severity in
 	c.countBytes(int(reason), source, procid, severity)
 }
 
+// ReceivedN counts n messages received from source with process type
+// proctype (ProcessType of their PROCID) and severity: callers that tally
+// locally add their tallies at once.
+func (c *Channel) ReceivedN(source string, proctype []byte, severity int, n uint64) {
+	c.countN(-1, source, proctype, severity, n)
+}
+
+// DroppedN is ReceivedN for messages dropped for reason.
+func (c *Channel) DroppedN(reason Reason, source string, proctype []byte, severity int, n uint64) {
+	c.countN(int(reason), source, proctype, severity, n)
+}
+
 func (c *Channel) count(reason int, source string, procid []byte, severity int) {
+	c.countN(reason, source, processType(procid), severity, 1)
+}
+
+func (c *Channel) countN(reason int, source string, proctype []byte, severity int, n uint64) {
 	now := c.reg.now()
-	c.total.add(reason, now)
-	c.severities[sevIndex(severity)].add(reason, now)
-	c.sources.get(source).add(reason, now)
-	c.procs.getBytes(processType(procid)).add(reason, now)
+	c.total.addN(reason, now, n)
+	c.severities[sevIndex(severity)].addN(reason, now, n)
+	c.sources.get(source).addN(reason, now, n)
+	c.procs.getBytes(proctype).addN(reason, now, n)
 }
 
 func (c *Channel) countBytes(reason int, source, procid []byte, severity int) {
@@ -147,7 +163,9 @@ func sevIndex(s int) int {
 	return s
 }
 
-// processType is PROCID up to its first '.' ("web.1" → "web").
+// ProcessType is PROCID up to its first '.' ("web.1" → "web").
+func ProcessType(procid []byte) []byte { return processType(procid) }
+
 func processType(procid []byte) []byte {
 	for i, c := range procid {
 		if c == '.' {
@@ -169,9 +187,11 @@ type minuteBucket struct {
 	n     [1 + numReasons]atomic.Uint64
 }
 
-func (k *counters) add(reason int, now int64) {
+func (k *counters) add(reason int, now int64) { k.addN(reason, now, 1) }
+
+func (k *counters) addN(reason int, now int64, n uint64) {
 	i := reason + 1
-	k.total[i].Add(1)
+	k.total[i].Add(n)
 	m := now / bucket
 	b := &k.buckets[m&1]
 	if s := b.start.Load(); s != m {
@@ -184,7 +204,7 @@ func (k *counters) add(reason int, now int64) {
 			}
 		}
 	}
-	b.n[i].Add(1)
+	b.n[i].Add(n)
 }
 
 // Counts are the counts of one key.
