@@ -90,6 +90,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(n.reg)
 	n.addrs = map[string]string{}
 
 	var undo []func() // in reverse on failure
