@@ -190,6 +190,7 @@ func (s *Server) APIHandler() http.Handler {
 	m.SkipClean(true) // answer odd paths with 404 rather than redirects
 
 	m.Handle("/metrics", s.instrument("/metrics", s.metricsHandler())).Methods(http.MethodGet)
+	s.registerProbes(m)
 	s.registerV3(m)
 	s.registerLegacy(m)
 
@@ -210,7 +211,7 @@ func (s *Server) untilLoaded(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.Store.Ready() {
 			switch r.URL.Path {
-			case "/healthcheck", "/v3/healthcheck", "/metrics":
+			case "/healthcheck", "/v3/healthcheck", "/metrics", "/healthz", "/readyz":
 			default:
 				w.Header().Set("Retry-After", "1")
 				writeText(w, http.StatusServiceUnavailable, "SYSTEM BOOTING")

@@ -22,7 +22,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 	}
 	store, err := redis.OpenStore(ctx, redis.StoreConfig{
 		URL:    cfg.RedisURL,
-		Logger: logger.With().Str("component", "redis_store").Logger(),
+		Logger: logger, // the package adds its component
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open redis store: %w", err)
@@ -32,7 +32,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		Default:      channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
 		BufferBytes:  cfg.RedisBuffer,
 		CloseTimeout: cfg.ShutdownGrace,
-		Logger:       logger.With().Str("component", "redis_log").Logger(),
+		Logger:       logger,
 		Metrics:      redis.NewMetrics(reg),
 	})
 	if err != nil {
@@ -43,7 +43,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		URL:    cfg.RedisURL,
 		ID:     self.ID,
 		Addr:   self.Addr,
-		Logger: logger.With().Str("component", "redis_nodes").Logger(),
+		Logger: logger,
 	})
 	if err != nil {
 		rlog.Close()
@@ -54,7 +54,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		URL:    cfg.RedisURL,
 		Nodes:  nodes,
 		Drains: store.Drains,
-		Logger: logger.With().Str("component", "redis_leases").Logger(),
+		Logger: logger,
 	})
 	if err != nil {
 		nodes.Close()

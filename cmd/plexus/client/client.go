@@ -134,6 +134,8 @@ type env struct {
 	url, cred, ca, dataDir string
 	json                   bool
 
+	help func() // prints the command's usage to stdout
+
 	base *url.URL
 	auth string // Authorization header value
 	hc   *http.Client
@@ -148,8 +150,9 @@ func (e *env) flags(name, usage string) *flag.FlagSet {
 	fs.StringVar(&e.cred, "cred", "", "credential ID:PASS, or the admin key [PLEXUS_CRED, then PLEXUS_AUTH_KEY, then <data-dir>/auth_key]")
 	fs.StringVar(&e.dataDir, "data-dir", "", "a local node's data dir, to read its generated admin key [PLEXUS_DATA_DIR] (default ./data)")
 	fs.StringVar(&e.ca, "ca", "", "PEM CA certificate to trust for an https URL [PLEXUS_CA]")
-	fs.Usage = func() {
-		fmt.Fprintf(e.Stdout, "Usage:\n%s\nFlags:\n", usage)
+	fs.Usage = func() {} // the flag package calls it on every error
+	e.help = func() {
+		fmt.Fprintf(e.Stdout, "Usage:\n%s\n\nFlags:\n", usage)
 		fs.SetOutput(e.Stdout)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
@@ -165,7 +168,7 @@ func (e *env) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.Usage()
+				e.help()
 				return nil, err
 			}
 			return nil, usagef("%v%s (see %s -h)", err, flagHint(fs, err), e.prog)
