@@ -180,8 +180,9 @@ func TestCLITailSurvivesRestart(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		select {
 		case <-exited:
@@ -248,9 +249,9 @@ func TestCLITailSurvivesRestart(t *testing.T) {
 
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("tail after SIGINT: %v, want exit 0", err)
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("tail after SIGINT: %v, want exit 0", waitErr)
 		}
 	case <-time.After(10 * time.Second):
 		t.Errorf("tail did not exit on SIGINT")
