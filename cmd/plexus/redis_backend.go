@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
@@ -16,6 +17,7 @@ import (
 // copy on every node) and channel logs in Redis Streams sharded over the
 // shard URLs.
 func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
+	goredis.SetLogger(redisLogger{logger.With().Str("component", "go-redis").Logger()})
 	shards := splitURLs(cfg.ShardURLs)
 	if len(shards) == 0 {
 		shards = []string{cfg.RedisURL}
@@ -81,4 +83,12 @@ func splitURLs(s string) []string {
 		}
 	}
 	return out
+}
+
+// redisLogger sends go-redis's own messages (pool and reconnect notes,
+// otherwise printed as plain text) into the JSON log as warnings.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
 }
