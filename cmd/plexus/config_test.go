@@ -77,7 +77,7 @@ func TestUsageListsEnvironment(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"-auth-key [PLEXUS_AUTH_KEY, LOGPLEX_AUTH_KEY]", "-redis-url [PLEXUS_REDIS_URL, LOGPLEX_CONFIG_REDIS_URL]", "plexus creds"} {
+	for _, want := range []string{"-auth-key [PLEXUS_AUTH_KEY, LOGPLEX_AUTH_KEY]", "-redis-url [PLEXUS_REDIS_URL, LOGPLEX_CONFIG_REDIS_URL]", "plexus creds", "plexus channels"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}

@@ -311,7 +311,7 @@ type printer struct {
 }
 
 func (e *env) printer(mode string) (*printer, error) {
-	p := &printer{w: bufio.NewWriter(e.Stdout)}
+	p := &printer{w: newWriter(e.Stdout)}
 	switch mode {
 	case "always":
 		p.colour = true
@@ -355,6 +355,8 @@ func (p *printer) line(s string) {
 }
 
 func (p *printer) flush() error { return p.w.Flush() }
+
+func newWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 32<<10) }
 
 func hash(s string) uint32 {
 	h := fnv.New32a()
