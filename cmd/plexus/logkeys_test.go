@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -76,4 +79,29 @@ func checkLogKeys(t *testing.T, extra ...string) {
 	if lines < 3 {
 		t.Errorf("only %d log lines:\n%s", lines, out)
 	}
+}
+
+// TestBuildInfoMetric: /metrics describes the running binary.
+func TestBuildInfoMetric(t *testing.T) {
+	n, _, _ := startNode(t, testNodeConfig(t))
+	r, err := http.Get("http://" + n.addrs["api"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	re := regexp.MustCompile(`(?m)^plexus_build_info\{go_version="go[^"]+",revision="[^"]*",version="[^"]+"\} 1$`)
+	if !re.Match(b) {
+		t.Errorf("/metrics has no plexus_build_info line with go_version, revision and version:\n%s", grepLines(string(b), "build_info"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
