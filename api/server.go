@@ -195,6 +195,7 @@ func (s *Server) APIHandler() http.Handler {
 	m.Handle("/metrics", s.instrument("/metrics", s.metricsHandler())).Methods(http.MethodGet)
 	m.PathPrefix(ui.Prefix).Handler(s.instrument(ui.Prefix, ui.Handler()))
 	m.Handle("/ui", http.RedirectHandler(ui.Prefix, http.StatusMovedPermanently))
+	s.registerProbes(m)
 	s.registerV3(m)
 	s.registerLegacy(m)
 
@@ -215,7 +216,7 @@ func (s *Server) untilLoaded(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.Store.Ready() {
 			switch r.URL.Path {
-			case "/healthcheck", "/v3/healthcheck", "/metrics":
+			case "/healthcheck", "/v3/healthcheck", "/metrics", "/healthz", "/readyz":
 			default:
 				w.Header().Set("Retry-After", "1")
 				writeText(w, http.StatusServiceUnavailable, "SYSTEM BOOTING")

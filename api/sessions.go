@@ -229,6 +229,10 @@ func (s *Server) getSession(canary bool) http.HandlerFunc {
 		tail := req.Tail && !canary && !s.conf.DenyTails && !ch.HasFlag("no_tail")
 
 		h := w.Header()
+		// Log text is the client's: a browser opening the session URL must
+		// never run or sniff it (a logged <script> stays text).
+		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
 		if st.sse {
 			h.Set("Content-Type", "text/event-stream")
 			h.Set("Cache-Control", "no-cache")

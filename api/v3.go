@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -47,6 +48,9 @@ func (s *Server) registerV3(m *mux.Router) {
 		m.Handle(tmpl, s.instrument(tmpl, s.v3(res)))
 	}
 	m.Handle("/v3/healthcheck", s.instrument("/v3/healthcheck", http.HandlerFunc(s.healthcheck)))
+	h("/v3/channels", v3Resource{methods: map[string]v3Method{
+		"GET": {serve: s.v3ListChannels},
+	}})
 	const ch = "/v3/channels/{id}"
 	const drain = ch + "/drains/{drain:[0-9]+}"
 	h(ch, v3Resource{methods: map[string]v3Method{
@@ -321,6 +325,39 @@ func (s *Server) v3GetChannel(w http.ResponseWriter, r *http.Request, _ any) {
 	}
 	doc.RateLimit = ch.RateLimit
 	writeJSON(w, http.StatusOK, doc)
+}
+
+// channelLister is a Store that can list its channels (both backends).
+type channelLister interface {
+	ChannelIDs(ctx context.Context) ([]string, error)
+}
+
+// v3ListChannels: GET /v3/channels (extension) → 200, the channel
+// documents sorted by id; 501 from a store that cannot list.
+func (s *Server) v3ListChannels(w http.ResponseWriter, r *http.Request, _ any) {
+	l, ok := s.Store.(channelLister)
+	if !ok {
+		w.WriteHeader(http.StatusNotImplemented)
+		return
+	}
+	ids, err := l.ChannelIDs(r.Context())
+	if err != nil {
+		s.fail(w, r, err, true)
+		return
+	}
+	docs := make([]channelDoc, 0, len(ids))
+	for _, id := range ids {
+		doc, err := s.channelDoc(r, id, nil)
+		if err != nil {
+			if channels.IsNotFound(err) {
+				continue // deleted meanwhile
+			}
+			s.fail(w, r, err, true)
+			return
+		}
+		docs = append(docs, doc)
+	}
+	writeJSON(w, http.StatusOK, docs)
 }
 
 // v3Fail answers an error: not found → 404 with an empty body (Logplex),

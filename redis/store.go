@@ -115,6 +115,9 @@ func (s *Store) WaitReady(ctx context.Context) error {
 // written to Redis).
 func (s *Store) Registry() *registry.Registry { return s.reg }
 
+// ChannelIDs lists the channels' ids, sorted (GET /v3/channels).
+func (s *Store) ChannelIDs(context.Context) ([]string, error) { return s.reg.ChannelIDs(), nil }
+
 // begin checks the store can take a mutation.
 func (s *Store) begin(ctx context.Context) error {
 	if s.closed.Load() {

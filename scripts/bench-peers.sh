@@ -74,7 +74,7 @@ else
 fi
 
 # --- Plexus ------------------------------------------------------------------
-PLEXUS_AUTH_KEY=bench "$tmp/plexus" -data-dir "$tmp/data" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
+PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
 	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 \
 	-drain-retention-bytes 1073741824 \
 	-log-level warn >"$tmp/plexus.log" 2>&1 &
@@ -83,7 +83,7 @@ for _ in $(seq 100); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done
 api=http://$(field "$tmp/addrs.json" api)
 tcp=$(field "$tmp/addrs.json" syslog_tcp)
 logs=http://$(field "$tmp/addrs.json" logs)/logs
-b() { "$tmp/bench" -api "$api" -key bench -n "$N" -conns 4 -idle 5s -json "$@"; }
+b() { "$tmp/bench" -api "$api" -key bench-key-0123456789 -n "$N" -conns 4 -idle 5s -json "$@"; }
 
 b -proto tcp -target "$tcp" -tokens 4 -read tail >"$tmp/ingest.json" 2>/dev/null || true
 summ "$tmp/ingest.json" ingest
@@ -93,15 +93,15 @@ b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read sink -drain http >"$t
 summ "$tmp/http.json" http
 b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read none >"$tmp/post.json" 2>/dev/null || true
 python3 -c "import json;d=json.load(open('$tmp/post.json'));print('post     POST /logs, 4 clients, 500-message batches, durable 204s: %9.0f msgs/s' % d.get('send_msgs_per_s', d.get('e2e_msgs_per_s',0)))"
-"$tmp/bench" -api "$api" -key bench -n 200000 -conns 4 -tokens 4 -rate 20000 -proto tcp -target "$tcp" -read tail -json >"$tmp/latency.json" 2>/dev/null || true
+"$tmp/bench" -api "$api" -key bench-key-0123456789 -n 200000 -conns 4 -tokens 4 -rate 20000 -proto tcp -target "$tcp" -read tail -json >"$tmp/latency.json" 2>/dev/null || true
 summ "$tmp/latency.json" latency
-"$tmp/bench" -api "$api" -key bench -n 500000 -conns 4 -tokens 1000 -rate 50000 -proto tcp -target "$tcp" -read sink -drain http -json >"$tmp/fanout.json" 2>/dev/null || true
+"$tmp/bench" -api "$api" -key bench-key-0123456789 -n 500000 -conns 4 -tokens 1000 -rate 50000 -proto tcp -target "$tcp" -read sink -drain http -json >"$tmp/fanout.json" 2>/dev/null || true
 summ "$tmp/fanout.json" fanout
 kill "${pids[-1]}"; unset 'pids[-1]'
 
 # --- -sync always: every append waits for its fsync -------------------------
 rm -f "$tmp/addrs.json"
-PLEXUS_AUTH_KEY=bench "$tmp/plexus" -data-dir "$tmp/data3" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
+PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data3" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
 	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 -sync always \
 	-drain-retention-bytes 1073741824 -log-level warn >"$tmp/plexus3.log" 2>&1 &
 pids+=($!)
@@ -114,13 +114,13 @@ kill "${pids[-1]}"; unset 'pids[-1]'
 
 # --- a dead drain with default retention ---------------------------------------
 rm -f "$tmp/addrs.json"
-PLEXUS_AUTH_KEY=bench "$tmp/plexus" -data-dir "$tmp/data2" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
+PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data2" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
 	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -log-level error >"$tmp/plexus2.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done
 api=http://$(field "$tmp/addrs.json" api)
 tcp=$(field "$tmp/addrs.json" syslog_tcp)
-"$tmp/bench" -api "$api" -key bench -n 1000000 -conns 4 -tokens 1 -proto tcp -target "$tcp" -read none \
+"$tmp/bench" -api "$api" -key bench-key-0123456789 -n 1000000 -conns 4 -tokens 1 -proto tcp -target "$tcp" -read none \
 	-drain-url syslog://127.0.0.1:9 -keep -json >"$tmp/dead.json" 2>/dev/null || true
 python3 -c "import json;d=json.load(open('$tmp/dead.json'));print('dead     1000000 undelivered messages to a dead drain: server RSS %.1f MB (drain retention bound 64 MiB)' % d.get('server_rss_mb',0))"
 

@@ -965,6 +965,9 @@ func (s *Store) WaitReady(ctx context.Context) error {
 // made there are not persisted).
 func (s *Store) Registry() *registry.Registry { return s.reg }
 
+// ChannelIDs lists the channels' ids, sorted (GET /v3/channels).
+func (s *Store) ChannelIDs(context.Context) ([]string, error) { return s.reg.ChannelIDs(), nil }
+
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
 

@@ -442,6 +442,14 @@ func (r *Registry) ChannelInUse(id string) bool {
 	return ok || len(r.chanTokens[id]) > 0 || len(r.chanDrains[id]) > 0
 }
 
+// ChannelIDs returns the ids of the channels, sorted.
+func (r *Registry) ChannelIDs() []string {
+	r.mu.RLock()
+	ids := slices.Sorted(maps.Keys(r.channels))
+	r.mu.RUnlock()
+	return ids
+}
+
 // ChannelCount returns the number of channels.
 func (r *Registry) ChannelCount() int {
 	r.mu.RLock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/plexus-router/plexus/api"
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/cmd/plexus/client"
 	"github.com/plexus-router/plexus/drains"
 	"github.com/plexus-router/plexus/redis"
 	"github.com/plexus-router/plexus/syslog"
@@ -22,6 +24,9 @@ type Config struct {
 	APIAddr, V3Addr, LogsAddr          string
 	SyslogAddr, SyslogUDPAddr, TLSAddr string
 	TLSCert, TLSKey                    string
+	APITLSCert, APITLSKey              string
+	LogsTLSCert, LogsTLSKey            string
+	InsecureKey                        bool
 	AddrFile                           string
 	DataDir                            string
 	AuthKey                            string
@@ -76,25 +81,34 @@ type option struct {
 }
 
 // parseConfig reads flags from args after defaults from env; flags win.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+// -h writes the usage to help; errors are returned, not printed.
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (*Config, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet("plexus", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	var opts []option
 	str := func(p *string, name, def, usage string, envs ...string) {
 		fs.StringVar(p, name, def, usage)
 		opts = append(opts, option{name, envs})
 	}
 	integer := func(p *int, name string, def int, usage string, envs ...string) {
-		fs.IntVar(p, name, def, usage)
+		*p = def
+		fs.Var((*count)(p), name, usage)
+		opts = append(opts, option{name, envs})
+	}
+	size := func(p *int, name string, def int, usage string, envs ...string) {
+		*p = def
+		fs.Var((*intSize)(p), name, usage)
 		opts = append(opts, option{name, envs})
 	}
 	bytes := func(p *int64, name string, def int64, usage string, envs ...string) {
-		fs.Int64Var(p, name, def, usage)
+		*p = def
+		fs.Var((*byteSize)(p), name, usage)
 		opts = append(opts, option{name, envs})
 	}
 	dur := func(p *time.Duration, name string, def time.Duration, usage string, envs ...string) {
-		fs.DurationVar(p, name, def, usage)
+		*p = def
+		fs.Var((*duration)(p), name, usage)
 		opts = append(opts, option{name, envs})
 	}
 	boolean := func(p *bool, name string, usage string, envs ...string) {
@@ -110,9 +124,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.TLSAddr, "syslog-tls-addr", ":6514", "TLS syslog input, used when -tls-cert and -tls-key are set", "PLEXUS_SYSLOG_TLS_ADDR")
 	str(&c.TLSCert, "tls-cert", "", "PEM certificate for TLS syslog input", "PLEXUS_TLS_CERT")
 	str(&c.TLSKey, "tls-key", "", "PEM private key for TLS syslog input", "PLEXUS_TLS_KEY")
+	str(&c.APITLSCert, "api-tls-cert", "", "PEM certificate: the API listeners (-api-addr, -v3-addr) serve HTTPS", "PLEXUS_API_TLS_CERT")
+	str(&c.APITLSKey, "api-tls-key", "", "PEM private key for -api-tls-cert", "PLEXUS_API_TLS_KEY")
+	str(&c.LogsTLSCert, "logs-tls-cert", "", "PEM certificate: the log input listener (-logs-addr) serves HTTPS", "PLEXUS_LOGS_TLS_CERT")
+	str(&c.LogsTLSKey, "logs-tls-key", "", "PEM private key for -logs-tls-cert", "PLEXUS_LOGS_TLS_KEY")
 	str(&c.AddrFile, "addr-file", "", "write the bound listener addresses as JSON to this file once listening", "PLEXUS_ADDR_FILE")
 	str(&c.DataDir, "data-dir", "./data", "where the embedded backend keeps config, cursors and channel logs", "PLEXUS_DATA_DIR")
-	str(&c.AuthKey, "auth-key", "", "admin key (clients send 'Authorization: Basic <key>'); generated and stored in the data dir when empty", "PLEXUS_AUTH_KEY", "LOGPLEX_AUTH_KEY")
+	str(&c.AuthKey, "auth-key", "", "admin key (clients send 'Authorization: Basic <key>'), at least 16 characters; generated and stored in the data dir when empty", "PLEXUS_AUTH_KEY", "LOGPLEX_AUTH_KEY")
+	boolean(&c.InsecureKey, "insecure-key", "accept a weak admin key (under 16 characters, or a sample value such as change-me)", "PLEXUS_INSECURE_KEY")
 	str(&c.APIURL, "api-url", "", "public base URL of the API, used in session URLs (default http://localhost:<api port>)", "PLEXUS_API_URL", "LOGPLEX_API_ENDPOINT_URL")
 	str(&c.V3URL, "v3-url", "", "public base URL of the v3 API, used in Location headers (default: -api-url)", "PLEXUS_V3_URL", "LOGPLEX_HTTP_V3_URL")
 	str(&c.NodeID, "node-id", "", "this node's id in a cluster (default hostname:pid)", "PLEXUS_NODE_ID", "INSTANCE_NAME")
@@ -125,7 +144,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	bytes(&c.MaxDisk, "max-disk", 0, "bound on the embedded log's files, in bytes (0 = none): past it the oldest are evicted and readers told what they missed", "PLEXUS_MAX_DISK")
 	bytes(&c.SegmentBytes, "segment-bytes", embedded.DefaultSegmentBytes, "size of one segment file of the embedded log", "PLEXUS_SEGMENT_BYTES")
 	dur(&c.SessionTTL, "session-ttl", api.DefaultSessionTTL, "how long a created session can be fetched", "PLEXUS_SESSION_TTL")
-	integer(&c.MaxFrame, "max-frame", syslog.DefaultMaxFrame, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
+	size(&c.MaxFrame, "max-frame", syslog.DefaultMaxFrame, "largest message accepted, in bytes", "PLEXUS_MAX_FRAME")
 	integer(&c.MaxConns, "max-conns", 10000, "concurrent connections per syslog listener", "PLEXUS_MAX_CONNS")
 	dur(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close syslog connections idle this long", "PLEXUS_IDLE_TIMEOUT")
 	dur(&c.AppendTimeout, "append-timeout", api.DefaultAppendTimeout, "how long POST /logs waits for room in a full log buffer before answering 503", "PLEXUS_APPEND_TIMEOUT")
@@ -139,7 +158,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	integer(&c.MaxDrains, "max-drains", api.DefaultMaxDrains, "drains with a URL per channel", "PLEXUS_MAX_DRAINS")
 	bytes(&c.DrainRetentionBytes, "drain-retention-bytes", 64<<20, "log a channel with drains keeps for them, in bytes", "PLEXUS_DRAIN_RETENTION_BYTES")
 	dur(&c.DrainRetentionAge, "drain-retention-age", time.Hour, "age of the log a channel with drains keeps for them", "PLEXUS_DRAIN_RETENTION_AGE")
-	integer(&c.DrainBatchBytes, "drain-batch-bytes", drains.DefaultBatchBytes, "target size of one HTTP drain request body", "PLEXUS_DRAIN_BATCH_BYTES")
+	size(&c.DrainBatchBytes, "drain-batch-bytes", drains.DefaultBatchBytes, "target size of one HTTP drain request body", "PLEXUS_DRAIN_BATCH_BYTES")
 	dur(&c.DrainConnectTimeout, "drain-connect-timeout", drains.DefaultConnectTimeout, "drain connect timeout", "PLEXUS_DRAIN_CONNECT_TIMEOUT")
 	dur(&c.DrainRequestTimeout, "drain-request-timeout", drains.DefaultRequestTimeout, "HTTP drain request timeout", "PLEXUS_DRAIN_REQUEST_TIMEOUT")
 
@@ -154,7 +173,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 
 	shapingFlags(c, fs, &opts)
 
-	fs.Usage = func() { usage(fs, opts, stderr) }
+	fs.Usage = func() {}
 
 	// Environment first, so flags override it.
 	for _, o := range opts {
@@ -168,10 +187,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			usage(fs, opts, help)
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w%s (plexus -h lists the flags)", err, flagHint(fs, err))
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q (plexus -h lists the commands and flags)", fs.Arg(0))
 	}
 	return c, c.validate()
 }
@@ -202,15 +225,20 @@ func (c *Config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("-tls-cert and -tls-key go together")
 	}
-	return nil
+	return c.validateSafety()
 }
 
 func usage(fs *flag.FlagSet, opts []option, w io.Writer) {
 	fmt.Fprintf(w, `Plexus: a Logplex-compatible syslog router.
 
 Usage:
-  plexus [flags]                       run a node (embedded backend unless -redis-url)
-  plexus creds create|list|revoke ...  manage API credentials through a running node
+  plexus [flags]      run a node (embedded backend unless -redis-url)
+  plexus -version     print the version
+`)
+	client.Usage(w)
+	fmt.Fprintf(w, `
+Each command's -h tells more (plexus tail -h). Sizes take units (64MiB, 512KiB),
+durations too (500ms, 10s, 1h).
 
 Flags (environment variables in brackets; flags override them):
 `)

@@ -25,7 +25,7 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigEnvAliasesAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"-history", "20"}, env(map[string]string{
-		"LOGPLEX_AUTH_KEY":           "legacy-key",
+		"LOGPLEX_AUTH_KEY":           "legacy-key-0123456789",
 		"LOGPLEX_CONFIG_REDIS_URL":   "redis://r:6379",
 		"LOGPLEX_SHARD_URLS":         "redis://a,redis://b",
 		"LOGPLEX_API_ENDPOINT_URL":   "http://logs.example:8001",
@@ -37,14 +37,14 @@ func TestConfigEnvAliasesAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.AuthKey != "legacy-key" || c.RedisURL != "redis://r:6379" || c.ShardURLs != "redis://a,redis://b" ||
+	if c.AuthKey != "legacy-key-0123456789" || c.RedisURL != "redis://r:6379" || c.ShardURLs != "redis://a,redis://b" ||
 		c.APIURL != "http://logs.example:8001" || c.LegacyAPIStatus != "read_only" || !c.DenyTailSessions ||
 		c.History != 20 || c.DrainRetentionAge != 30*time.Minute {
 		t.Errorf("config: %+v", c)
 	}
 	// PLEXUS_* wins over the Logplex alias when both are set.
-	c, err = parseConfig(nil, env(map[string]string{"PLEXUS_AUTH_KEY": "new", "LOGPLEX_AUTH_KEY": "old"}), &bytes.Buffer{})
-	if err != nil || c.AuthKey != "new" {
+	c, err = parseConfig(nil, env(map[string]string{"PLEXUS_AUTH_KEY": "new-key-0123456789", "LOGPLEX_AUTH_KEY": "old-key-0123456789"}), &bytes.Buffer{})
+	if err != nil || c.AuthKey != "new-key-0123456789" {
 		t.Errorf("auth key %q, %v; want PLEXUS_AUTH_KEY's", c.AuthKey, err)
 	}
 }
@@ -77,7 +77,7 @@ func TestUsageListsEnvironment(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"-auth-key [PLEXUS_AUTH_KEY, LOGPLEX_AUTH_KEY]", "-redis-url [PLEXUS_REDIS_URL, LOGPLEX_CONFIG_REDIS_URL]", "plexus creds"} {
+	for _, want := range []string{"-auth-key [PLEXUS_AUTH_KEY, LOGPLEX_AUTH_KEY]", "-redis-url [PLEXUS_REDIS_URL, LOGPLEX_CONFIG_REDIS_URL]", "plexus creds", "plexus channels"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q", want)
 		}

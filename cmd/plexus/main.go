@@ -1,8 +1,11 @@
 // Command plexus runs a Plexus node: a Logplex-compatible syslog router.
+// The same binary is its command-line client (package client).
 //
-//	plexus [flags]               run a node (see plexus -h)
-//	plexus creds create|list|revoke
-//	plexus forward -url … FILE|GLOB|- …   ship log files to a channel
+//	plexus [flags]                          run a node (see plexus -h)
+//	plexus channels|tokens|drains|creds …   manage a running node
+//	plexus logs|tail CHANNEL                read a channel's log
+//	plexus -version
+//	plexus forward -url … FILE|GLOB|- …          ship log files to a channel
 //
 // The load tool is a separate command, cmd/plexus-bench.
 package main
@@ -15,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,32 +26,55 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/cmd/plexus/forward"
+	"github.com/plexus-router/plexus/cmd/plexus/client"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// commandNames are the words `plexus WORD` understands besides the
+// client's commands, for "did you mean" hints.
+var commandNames = []string{"version", "help", "forward"}
+
 func main() {
 	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "creds":
-			os.Exit(credsMain(os.Args[2:], os.Stdout, os.Stderr))
+		// Dispatch point: `plexus` with no argument or flags only runs a
+		// node (below); a first argument that is a word is a command.
+		switch cmd := os.Args[1]; cmd {
 		case "forward":
 			os.Exit(forward.Main(os.Args[2:], os.Stdin, os.Stderr))
 		case "version", "-version", "--version":
-			fmt.Println("plexus", version)
+			fmt.Println(versionLine())
 			return
+		case "help":
+			_, _ = parseConfig([]string{"-h"}, getenv, os.Stdout)
+			return
+		default:
+			if client.IsCommand(cmd) {
+				ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+				code := client.Main(ctx, os.Args[1:], client.IO{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+				stop()
+				os.Exit(code)
+			}
+			if !strings.HasPrefix(cmd, "-") {
+				fmt.Fprintf(os.Stderr, "plexus: unknown command %q%s (plexus help lists them; plexus with flags only runs a node)\n",
+					cmd, client.Hint(cmd, append(client.Commands(), commandNames...)))
+				os.Exit(2)
+			}
 		}
 	}
-	cfg, err := parseConfig(os.Args[1:], getenv, os.Stderr)
+	cfg, err := parseConfig(os.Args[1:], getenv, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "plexus:", err)
+		fmt.Fprintf(os.Stderr, "plexus: %v\n", err)
 		os.Exit(2)
 	}
 	logger := newLogger(cfg, os.Stderr)
+	if cfg.InsecureKey && weakKey(cfg.AuthKey) {
+		logger.Warn().Msg("weak admin key accepted because of -insecure-key: anyone who guesses it controls this node")
+	}
 
 	// The first SIGINT/SIGTERM starts a graceful shutdown; once it has
 	// begun the handler is removed, so a second signal kills at once.

@@ -93,6 +93,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 	}
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(n.reg)
 	n.addrs = map[string]string{}
 
 	var undo []func() // in reverse on failure
@@ -114,16 +115,23 @@ func (n *Node) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
 		undo = append(undo, func() { ln.Close() })
-		listeners[l.name] = ln
 		n.addrs[l.name] = ln.Addr().String()
+		if ln, err = serveTLS(ln, l.name, cfg); err != nil {
+			return err
+		}
+		listeners[l.name] = ln
+	}
+	apiScheme := "http://"
+	if cfg.APITLSCert != "" {
+		apiScheme = "https://"
 	}
 	if cfg.APIURL == "" {
-		cfg.APIURL = "http://" + localURLHost(listeners["api"])
+		cfg.APIURL = apiScheme + localURLHost(listeners["api"])
 	}
 	if cfg.V3URL == "" {
 		cfg.V3URL = cfg.APIURL
 		if l := listeners["v3"]; l != nil {
-			cfg.V3URL = "http://" + localURLHost(l)
+			cfg.V3URL = apiScheme + localURLHost(l)
 		}
 	}
 	self := channels.Node{ID: cfg.NodeID, Addr: strings.TrimRight(cfg.APIURL, "/"), StartedAt: time.Now().UTC()}
@@ -435,6 +443,30 @@ func debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// serveTLS wraps the listener named name in TLS when the configuration
+// gives it a certificate: -api-tls-cert for the API listeners (api, v3),
+// -logs-tls-cert for the log input.
+func serveTLS(ln net.Listener, name string, cfg *Config) (net.Listener, error) {
+	var certFile, keyFile string
+	switch name {
+	case "api", "v3":
+		certFile, keyFile = cfg.APITLSCert, cfg.APITLSKey
+	case "logs":
+		certFile, keyFile = cfg.LogsTLSCert, cfg.LogsTLSKey
+	}
+	if certFile == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s listener TLS: %w", name, err)
+	}
+	return tls.NewListener(ln, &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}), nil
 }
 
 // localURLHost turns a listener address into a host:port usable in URLs

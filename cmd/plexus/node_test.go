@@ -24,7 +24,7 @@ import (
 	"github.com/plexus-router/plexus/test/plexustest"
 )
 
-const testKey = "node-test-key"
+const testKey = "node-test-key-0123456789"
 
 // testNodeConfig is the default configuration on loopback with
 // kernel-chosen ports and a temporary data dir.

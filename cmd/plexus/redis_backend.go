@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/channels"
@@ -16,13 +17,14 @@ import (
 // copy on every node) and channel logs in Redis Streams sharded over the
 // shard URLs.
 func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logger zerolog.Logger, reg prometheus.Registerer) (*backend, error) {
+	goredis.SetLogger(redisLogger{logger.With().Str("component", "go-redis").Logger()})
 	shards := splitURLs(cfg.ShardURLs)
 	if len(shards) == 0 {
 		shards = []string{cfg.RedisURL}
 	}
 	store, err := redis.OpenStore(ctx, redis.StoreConfig{
 		URL:    cfg.RedisURL,
-		Logger: logger.With().Str("component", "redis_store").Logger(),
+		Logger: logger, // the package adds its component
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open redis store: %w", err)
@@ -32,7 +34,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		Default:      channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
 		BufferBytes:  cfg.RedisBuffer,
 		CloseTimeout: cfg.ShutdownGrace,
-		Logger:       logger.With().Str("component", "redis_log").Logger(),
+		Logger:       logger,
 		Metrics:      redis.NewMetrics(reg),
 	})
 	if err != nil {
@@ -43,7 +45,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		URL:    cfg.RedisURL,
 		ID:     self.ID,
 		Addr:   self.Addr,
-		Logger: logger.With().Str("component", "redis_nodes").Logger(),
+		Logger: logger,
 	})
 	if err != nil {
 		rlog.Close()
@@ -54,7 +56,7 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 		URL:    cfg.RedisURL,
 		Nodes:  nodes,
 		Drains: store.Drains,
-		Logger: logger.With().Str("component", "redis_leases").Logger(),
+		Logger: logger,
 	})
 	if err != nil {
 		nodes.Close()
@@ -81,4 +83,12 @@ func splitURLs(s string) []string {
 		}
 	}
 	return out
+}
+
+// redisLogger sends go-redis's own messages (pool and reconnect notes,
+// otherwise printed as plain text) into the JSON log as warnings.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn().Msgf(format, v...)
 }

@@ -3,9 +3,11 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,8 +202,14 @@ func envKey(env []string) string {
 func (s *Server) waitHealthy(deadline time.Time) {
 	t := s.t
 	t.Helper()
+	client, scheme := httpClient, "http://"
+	if containsFlag(s.flags, "-api-tls-cert") {
+		// Only to see it serve: tests check the certificate themselves.
+		client = &http.Client{Timeout: httpClient.Timeout, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		scheme = "https://"
+	}
 	for {
-		resp, err := httpClient.Get("http://" + s.Addrs.API + "/v3/healthcheck")
+		resp, err := client.Get(scheme + s.Addrs.API + "/v3/healthcheck")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

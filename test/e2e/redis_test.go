@@ -23,7 +23,7 @@ func redisBackendReady(t *testing.T, url string) (bool, string) {
 	t.Helper()
 	dir := t.TempDir()
 	addrFile := filepath.Join(dir, "addrs.json")
-	cmd := exec.Command(binPath, "-redis-url", url, "-auth-key", "probe", "-data-dir", dir, "-addr-file", addrFile,
+	cmd := exec.Command(binPath, "-redis-url", url, "-auth-key", "probe-key-0123456789", "-data-dir", dir, "-addr-file", addrFile,
 		"-api-addr", "127.0.0.1:0", "-logs-addr", "127.0.0.1:0", "-syslog-addr", "127.0.0.1:0", "-syslog-udp-addr", "127.0.0.1:0")
 	cmd.Env = cleanEnv()
 	out := &lockedBuffer{}
