@@ -34,10 +34,9 @@ ENV PLEXUS_DATA_DIR=/data \
 # API (sessions, /metrics), HTTP log input, syslog TCP and UDP, syslog TLS
 # (with PLEXUS_TLS_CERT and PLEXUS_TLS_KEY).
 EXPOSE 8001/tcp 8601/tcp 6001/tcp 6001/udp 6514/tcp
-# Healthy: the API answers 200 (503 while booting or shutting down).
-# TODO(healthz): switch -path to /healthz once that endpoint is merged.
+# Healthy: the process answers GET /healthz (no auth).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["/plexus-healthcheck", "-path", "/v3/healthcheck"]
+    CMD ["/plexus-healthcheck", "-path", "/healthz"]
 # docker stop sends SIGTERM: the node shuts down in order (docs/operations.md);
 # give it time: docker stop -t 45.
 STOPSIGNAL SIGTERM
