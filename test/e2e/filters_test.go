@@ -42,12 +42,12 @@ func TestFiltersFormatsStats(t *testing.T) {
 		write(t, conn, frame(fmt.Sprintf(`<%d>1 2024-05-01T10:00:00.%06dZ myhost %s web.%d - [origin@123 ip="1.2.3.4"] n %d`, pri, i, tok, i%3, i)))
 	}
 	s.waitHistory(t, ch.ID, 20, 15*time.Second)
-	got := recv.waitFrames(t, len(wantDrained), 15*time.Second)
+	recv.waitFrames(t, len(wantDrained), 15*time.Second)
 	waitFor(t, 15*time.Second, "10 filtered messages counted", func() (bool, string) {
 		v := s.metric(t, "plexus_drain_filtered_total", fmt.Sprintf(`drain_id="%d"`, d.ID))
 		return v == 10, fmt.Sprintf("plexus_drain_filtered_total %v", v)
 	})
-	got = recv.frames()
+	got := recv.frames()
 	if strings.Join(got, "\n") != strings.Join(wantDrained, "\n") {
 		t.Errorf("filtered drain got\n %q\nwant %q", got, wantDrained)
 	}
