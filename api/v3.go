@@ -189,7 +189,7 @@ type putChannel struct {
 	retention    *channels.ChannelRetention
 	setRetention bool
 	retErr       error
-	rate      rateLimitChange // api/ratelimit.go
+	rate         rateLimitChange // api/ratelimit.go
 }
 
 // parsePutChannel: {"tokens":["a","b"]} sets the token set to exactly

@@ -25,8 +25,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
-	"github.com/plexus-router/plexus/cmd/plexus/forward"
 	"github.com/plexus-router/plexus/cmd/plexus/client"
+	"github.com/plexus-router/plexus/cmd/plexus/forward"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
