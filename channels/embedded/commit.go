@@ -138,8 +138,11 @@ func (l *Log) janitor() {
 	}
 }
 
-// sweep runs one round of the janitor.
+// sweep runs one round of the janitor (rounds never overlap: a test's
+// SweepNow waits for the janitor's round in progress).
 func (l *Log) sweep() {
+	l.sweepMu.Lock()
+	defer l.sweepMu.Unlock()
 	for _, c := range l.list(nil) {
 		c.mu.Lock()
 		if ret := l.retention(c); ret.Age > 0 && !c.deleted {
@@ -179,6 +182,7 @@ func (l *Log) list(dst []*chanLog) []*chanLog {
 // MaxDisk: every channel's records in them leave its index (readers are
 // told what they missed, with exact counts).
 func (l *Log) enforceMaxDisk() {
+	l.deleteDeadSegments()
 	for {
 		l.segMu.RLock()
 		var total int64
@@ -191,7 +195,7 @@ func (l *Log) enforceMaxDisk() {
 		}
 		l.segMu.RUnlock()
 		if oldest == nil || total <= l.cfg.MaxDisk || oldest.live.Load() == 0 {
-			return
+			return // (a dead oldest segment is deleted as soon as it can be)
 		}
 		end := oldest.base + oldest.size.Load()
 		var n uint64

@@ -91,3 +91,10 @@ func (l *Log) Waiters(ch string) int {
 	defer c.mu.Unlock()
 	return c.waiters
 }
+
+// Unsynced returns how many rolled segments wait for their sync.
+func (l *Log) Unsynced() int {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return len(l.unsynced)
+}

@@ -155,6 +155,7 @@ type Log struct {
 	syncedCh chan struct{}
 	syncErr  error
 
+	sweepMu   sync.Mutex // one janitor round at a time
 	commitReq chan struct{}
 	ckptReq   atomic.Bool
 	isClosed  atomic.Bool

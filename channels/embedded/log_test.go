@@ -378,7 +378,7 @@ func TestLogMaxDisk(t *testing.T) {
 	l.CommitNow()
 	l.SweepNow()
 	if st := l.Stats(); st.DiskBytes > 64<<10+16<<10 {
-		t.Fatalf("disk %d bytes, bound %d", st.DiskBytes, 64<<10)
+		t.Fatalf("disk %d bytes in %d segments (%d unsynced), bound %d", st.DiskBytes, st.Segments, l.Unsynced(), 64<<10)
 	}
 	res, first, n := readAll(t, l, "a")
 	if res.Missed == 0 || uint64(n)+res.Missed != 5000 || first != 1+res.Missed {
