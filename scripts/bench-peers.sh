@@ -13,6 +13,8 @@
 #   syslog    TCP in → Plexus → one syslog TCP drain → sink
 #   http      HTTP POST /logs (500-message batches) → Plexus → one HTTP drain → sink
 #   post      POST /logs alone: 4 clients, 500-message batches, each 204 after its fsync
+#   filtered  the syslog scenario with a filter on the drain (every message passes) and a
+#             rate limit on every channel (-channel-rate, not reached)
 #   always    the syslog scenario with -sync always (every append waits for its fsync)
 #   latency   TCP at 20,000 msgs/s → tail sessions (p50/p99 ingest→tail)
 #   fanout    1,000 channels, each with an HTTP drain, 50,000 msgs/s in total
@@ -76,7 +78,7 @@ fi
 # --- Plexus ------------------------------------------------------------------
 PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
 	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 \
-	-drain-retention-bytes 1073741824 \
+	-drain-retention-bytes 1073741824 -channel-rate 100000000 \
 	-log-level warn >"$tmp/plexus.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done
@@ -89,6 +91,11 @@ b -proto tcp -target "$tcp" -tokens 4 -read tail >"$tmp/ingest.json" 2>/dev/null
 summ "$tmp/ingest.json" ingest
 b -proto tcp -target "$tcp" -tokens 1 -read sink -drain syslog >"$tmp/syslog.json" 2>/dev/null || true
 summ "$tmp/syslog.json" syslog
+# The same with a filter on the drain that every message passes (its cost is
+# paid per message) and a rate limit on the channel that is not reached.
+b -proto tcp -target "$tcp" -tokens 1 -read sink -drain syslog -drain-filter 'severity <= 6 && app != "nope"' >"$tmp/filtered.json" 2>/dev/null || true
+summ "$tmp/filtered.json" filtered
+python3 -c "print('filtered / syslog (same run) = %.3f' % ($(rate "$tmp/filtered.json") / $(rate "$tmp/syslog.json")))"
 b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read sink -drain http >"$tmp/http.json" 2>/dev/null || true
 summ "$tmp/http.json" http
 b -proto http -logs-url "$logs" -tokens 1 -batch 500 -read none >"$tmp/post.json" 2>/dev/null || true

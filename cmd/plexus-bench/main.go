@@ -33,6 +33,7 @@ type options struct {
 	n, tokens, conns, size, batch             int
 	rate                                      int
 	read, drain, sink, drainURL               string
+	drainFilter                               string
 	noAPI, keep, jsonOut                      bool
 	idle                                      time.Duration
 	appName                                   string
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 0, "total msgs/s to send (0 = as fast as possible)")
 	flag.StringVar(&o.read, "read", "tail", "how to read back: tail (sessions), sink (-sink listener), none")
 	flag.StringVar(&o.drain, "drain", "none", "add a drain per channel pointing at the sink: none, syslog or http")
+	flag.StringVar(&o.drainFilter, "drain-filter", "", "filter expression for the drains created (e.g. 'severity <= 6': every bench message passes, the cost is measured)")
 	flag.StringVar(&o.drainURL, "drain-url", "", "drain URL to add to every channel instead of the sink (e.g. a dead endpoint: syslog://127.0.0.1:9)")
 	flag.StringVar(&o.sink, "sink", "127.0.0.1:0", "listen address of the sink (-read sink)")
 	flag.BoolVar(&o.noAPI, "no-api", false, "no Plexus setup: send to -target as is (peer comparison)")
@@ -190,7 +192,11 @@ func runBench(ctx context.Context, o options) (*result, error) {
 			case o.drain == "syslog" || o.drain == "http":
 				scheme := map[string]string{"syslog": "syslog://", "http": "http://"}[o.drain]
 				path := map[string]string{"syslog": "", "http": "/logs"}[o.drain]
-				if err := api.do(ctx, "POST", "/v3/channels/"+id+"/drains", map[string]any{"url": scheme + sinkAddr + path}, nil); err != nil {
+				body := map[string]any{"url": scheme + sinkAddr + path}
+				if o.drainFilter != "" {
+					body["filter"] = o.drainFilter
+				}
+				if err := api.do(ctx, "POST", "/v3/channels/"+id+"/drains", body, nil); err != nil {
 					return nil, fmt.Errorf("create drain: %w", err)
 				}
 			}
