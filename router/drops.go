@@ -6,7 +6,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/plexus-router/plexus/syslog"
@@ -196,8 +195,8 @@ func (t *Tap) Close() {
 }
 
 // RedactLine returns msg for display to an admin: the token in its token
-// position (whatever its form) and every "t." + UUID elsewhere replaced
-// by "t.…" (or "…"), then cut to at most max bytes at a character
+// position and every token-like word elsewhere replaced
+// by "t.…" (see redactTokens), then cut to at most max bytes at a character
 // boundary.
 func RedactLine(msg []byte, max int) string {
 	if len(msg) == 0 {
@@ -227,17 +226,32 @@ func RedactLine(msg []byte, max int) string {
 	return string(out)
 }
 
-// redactTokens appends s to dst with every "t." + UUID replaced by "t.…".
+// redactTokens appends s to dst with every token-like word replaced by
+// "t.…": "t." at the start of a word followed by at least 8 hex digits
+// and dashes (a token, also a cut or mistyped one).
 func redactTokens(dst, s []byte) []byte {
-	const n = 2 + 36
 	for k := 0; k < len(s); {
-		if k+n <= len(s) && s[k] == 't' && s[k+1] == '.' && uuid.Validate(string(s[k+2:k+n])) == nil {
-			dst = append(dst, "t.…"...)
-			k += n
-			continue
+		if s[k] == 't' && k+1 < len(s) && s[k+1] == '.' && (k == 0 || !isWordByte(s[k-1])) {
+			e := k + 2
+			for e < len(s) && isTokenByte(s[e]) {
+				e++
+			}
+			if e-k-2 >= 8 {
+				dst = append(dst, "t.…"...)
+				k = e
+				continue
+			}
 		}
 		dst = append(dst, s[k])
 		k++
 	}
 	return dst
+}
+
+func isTokenByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '-'
+}
+
+func isWordByte(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '.'
 }
