@@ -123,11 +123,13 @@ func (d *drops) publish(reason DropReason, listener, remote string, msg []byte, 
 	for _, t := range *taps {
 		if len(t.c) < cap(t.c) {
 			room = true
-		} else {
-			t.skipped.Add(1)
+			break
 		}
 	}
 	if !room {
+		for _, t := range *taps {
+			t.skipped.Add(1)
+		}
 		return // do not even build the line
 	}
 	v := Dropped{Time: d.now(), Reason: reason.String(), Listener: listener, RemoteAddr: remote, Line: RedactLine(msg, MaxDroppedLine)}
@@ -135,9 +137,6 @@ func (d *drops) publish(reason DropReason, listener, remote string, msg []byte, 
 		v.Count = n
 	}
 	for _, t := range *taps {
-		if len(t.c) == cap(t.c) {
-			continue // counted above
-		}
 		select {
 		case t.c <- v:
 		default:
