@@ -202,6 +202,7 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	defer in.Release()
 	in.SetKey(key)
 	var addErr error
+	var bad []byte // the message that failed, for the taps of dropped input
 	n, err := syslog.SplitOctets(body, s.conf.MaxFrame, func(msg []byte) {
 		if addErr != nil {
 			return
@@ -211,9 +212,13 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 		} else {
 			addErr = in.Add(msg)
 		}
+		if addErr != nil {
+			bad = msg // a slice of body: valid until the handler returns
+		}
 	})
 	if err != nil {
 		s.countInput(n, 0, "malformed")
+		s.dropped(r, router.DropMalformed, nil, n)
 		return logsAnswer(w, http.StatusBadRequest, "Malformed log messages")
 	}
 	if c := r.Header.Get("Logplex-Msg-Count"); c != "" {
@@ -225,14 +230,17 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	switch {
 	case errors.Is(addErr, router.ErrUnknownToken):
 		s.countInput(n, 0, "unknown_token")
+		s.dropped(r, router.DropUnknownToken, bad, n)
 		return logsAnswer(w, http.StatusBadRequest, "Unknown token")
 	case addErr != nil:
 		s.countInput(n, 0, "malformed")
+		s.dropped(r, router.DropMalformed, bad, n)
 		return logsAnswer(w, http.StatusBadRequest, "Malformed log messages")
 	}
 	if ok, wait := in.TakeLimits(); !ok {
 		// Over a channel's rate limit: nothing of the request is stored.
 		s.countInput(n, 0, "rate_limit")
+		s.dropped(r, router.DropRateLimit, nil, n)
 		w.Header().Set("Retry-After", retryAfterSeconds(wait))
 		return logsAnswer(w, http.StatusTooManyRequests, "Rate limit exceeded")
 	}
@@ -242,6 +250,7 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	err = in.CommitDurable(ctx)
 	if err != nil {
 		s.countInput(n, 0, "log_full")
+		s.dropped(r, router.DropLogFull, nil, n)
 		code := httpStatus(err)
 		if code == http.StatusServiceUnavailable || errors.Is(err, context.DeadlineExceeded) {
 			w.Header().Set("Retry-After", "1")
@@ -254,6 +263,14 @@ func (s *Server) postLogs(w http.ResponseWriter, r *http.Request) int {
 	s.Metrics.logsMessages.Add(float64(n))
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
+}
+
+// dropped reports a refused request's messages to the router's log of
+// dropped input and its taps (msg: the one that failed, if known).
+func (s *Server) dropped(r *http.Request, reason router.DropReason, msg []byte, n int) {
+	if s.Router != nil && n > 0 {
+		s.Router.Drop(reason, "http", r.RemoteAddr, msg, n)
+	}
 }
 
 // countInput adds one request's messages to the router's counters.

@@ -89,6 +89,9 @@ func (s *Server) registerV3(m *mux.Router) {
 	h("/v3/creds/{cred}", v3Resource{methods: map[string]v3Method{
 		"DELETE": {serve: s.deleteCred, admin: true},
 	}})
+	h("/v3/dropped", v3Resource{methods: map[string]v3Method{
+		"GET": {serve: s.v3Dropped, admin: true},
+	}})
 }
 
 // setRequestID sets the request-id response header: the request's own, or

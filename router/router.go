@@ -37,6 +37,7 @@ type Router struct {
 	defLimit atomic.Pointer[channels.RateLimit] // channels without their own limit (nil: none)
 	notices  notices                            // channels with drops to report (limit.go)
 	fh       *firehose                          // nil: no firehose (firehose.go)
+	drops    drops                              // dropped input: log lines and taps (drops.go)
 }
 
 // New returns a Router that looks tokens up in tokens and appends to log.
@@ -47,6 +48,7 @@ func New(tokens TokenLookup, log channels.Log, m *Metrics) *Router {
 	}
 	r := &Router{tokens: tokens, log: log, metrics: m, now: time.Now}
 	r.notices.init()
+	r.drops.init(time.Now)
 	r.pool.New = func() any {
 		return &Ingester{r: r, byChannel: make(map[string]*channels.Batch), counts: make(map[string]*stats.Channel)}
 	}

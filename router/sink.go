@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -15,12 +16,15 @@ import (
 func (r *Router) NewSink(proto string) syslog.Sink {
 	in := r.Ingester()
 	in.limitEach = true
-	return &sink{in: in, c: r.metrics.input(proto), limitedC: r.metrics.dropped.WithLabelValues(proto, "rate_limit")}
+	return &sink{r: r, in: in, proto: proto, c: r.metrics.input(proto), limitedC: r.metrics.dropped.WithLabelValues(proto, "rate_limit")}
 }
 
 type sink struct {
-	in *Ingester
-	c  inputCounters
+	r      *Router
+	in     *Ingester
+	proto  string
+	remote string // the peer (TCP, TLS), for the log of dropped input
+	c      inputCounters
 	// counted since the last Flush, added to the shared counters once per
 	// read rather than once per message
 	received, malformed, unknown float64
@@ -31,12 +35,23 @@ type sink struct {
 func (s *sink) Frame(msg []byte) {
 	s.received++
 	switch s.in.Add(msg) {
+	case nil:
 	case ErrMalformed:
 		s.malformed++
+		s.r.Drop(DropMalformed, s.proto, s.remote, msg, 1)
 	case ErrUnknownToken:
 		s.unknown++
+		s.r.Drop(DropUnknownToken, s.proto, s.remote, msg, 1)
 	case ErrRateLimited:
 		s.limited++
+		s.r.Drop(DropRateLimit, s.proto, s.remote, msg, 1)
+	}
+}
+
+// SetRemote is told the peer of a TCP or TLS connection (syslog.PeerSink).
+func (s *sink) SetRemote(addr net.Addr) {
+	if addr != nil {
+		s.remote = addr.String()
 	}
 }
 
@@ -44,6 +59,9 @@ func (s *sink) Flush(ctx context.Context) error {
 	n := s.in.Len()
 	err := s.in.Commit(ctx)
 	s.c.add(s.received, n, err, s.malformed, s.unknown)
+	if err != nil && n > 0 {
+		s.r.Drop(DropLogFull, s.proto, s.remote, nil, n)
+	}
 	if s.limited > 0 {
 		s.limitedC.Add(s.limited)
 	}

@@ -27,6 +27,14 @@ type Sink interface {
 	Close()
 }
 
+// PeerSink is a Sink that wants to know the peer of its TCP or TLS
+// connection (to name it when it reports bad input). SetRemote is called
+// once, before the first Frame.
+type PeerSink interface {
+	Sink
+	SetRemote(addr net.Addr)
+}
+
 // Handler makes a Sink for each connection; proto is "tcp", "tls" or "udp".
 // NewSink is called from many goroutines.
 type Handler interface {
@@ -433,6 +441,9 @@ func (s *Server) serveConn(c net.Conn, which int, m listenerMetrics) {
 
 	sink := s.Handler.NewSink(listenerNames[which])
 	defer sink.Close()
+	if ps, ok := sink.(PeerSink); ok {
+		ps.SetRemote(c.RemoteAddr())
+	}
 	var n counts
 	flush := func() error {
 		if n.frames == 0 {

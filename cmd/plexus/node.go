@@ -145,6 +145,7 @@ func (n *Node) Open(ctx context.Context) (err error) {
 
 	routerMetrics := router.NewMetrics(n.reg)
 	rt := router.New(be.store, be.log, routerMetrics)
+	rt.SetLogger(n.Logger.With().Str("component", "input").Logger())
 	counts := stats.NewRegistry()
 	rt.SetStats(counts)
 	configureRouter(cfg, rt, n, n.Logger)

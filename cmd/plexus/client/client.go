@@ -1,5 +1,5 @@
 // Package client is the command-line client built into the plexus binary:
-// `plexus channels|tokens|drains|creds|logs|tail …`. It talks to a running
+// `plexus channels|tokens|drains|creds|logs|tail|tap …`. It talks to a running
 // node over its HTTP API (the v3 routes, sessions and their SSE streams).
 package client
 
@@ -42,6 +42,7 @@ var commands = []command{
 	{"creds", "create, list and revoke API credentials (admin key)", credsCmd},
 	{"logs", "print a channel's recent log lines", logsCmd},
 	{"tail", "follow a channel's log live (reconnects by itself)", tailCmd},
+	{"tap", "show a live sample of dropped input (admin key)", tapCmd},
 }
 
 // Commands lists the client's command names, for the binary's dispatch and
