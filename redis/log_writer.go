@@ -140,14 +140,15 @@ func (s *shard) isHealthy() bool {
 	return true
 }
 
-// hasRoom reports whether a need more bytes fit in memory and disk more
-// in the spool. An empty buffer takes any append, so one oversize append
+// hasRoom reports whether need more bytes fit in memory and disk more in
+// the spool (with room for a new segment's header). An empty buffer takes any append, so one oversize append
 // cannot wait forever. s.mu is held.
 func (s *shard) hasRoom(need, disk int64) bool {
 	if s.bytes == 0 {
 		return true
 	}
-	return s.bytes+need <= s.limit && (s.spool == nil || s.spool.size.Load()+disk <= s.spool.limit)
+	p := s.spool
+	return s.bytes+need <= s.limit && (p == nil || p.size.Load()+disk+int64(len(p.header)) <= p.limit)
 }
 
 // admit copies the batches into the buffer once there is room.
@@ -330,6 +331,7 @@ func (s *shard) writeLoop() {
 			select {
 			case <-s.wake:
 			case <-s.closing:
+			case <-s.l.stop: // a crash (test hook) skips closing
 			}
 			continue
 		}
@@ -340,6 +342,8 @@ func (s *shard) writeLoop() {
 			case <-s.full:
 				timer.Stop()
 			case <-s.closing:
+				timer.Stop()
+			case <-s.l.stop:
 				timer.Stop()
 			}
 		}
@@ -518,9 +522,12 @@ func (s *shard) finish(round, lost []*chunk) {
 	now := s.l.cfg.Now().UnixNano()
 	var remove []string
 	var oldDone []*spoolSeg
+	// Once stopping, a round given up may have left chunks of this run
+	// unwritten outside the queue: the spool keeps everything.
+	keep := len(lost) > 0 || s.stopping()
 	s.mu.Lock()
 	for _, c := range round {
-		if c.seg != nil && len(lost) == 0 {
+		if c.seg != nil && !keep {
 			s.replayLeft.Add(-1)
 			if c.seg.pending.Add(-1) == 0 {
 				oldDone = append(oldDone, c.seg)
@@ -542,7 +549,7 @@ func (s *shard) finish(round, lost []*chunk) {
 			s.freeBytes += size
 		}
 	}
-	if p := s.spool; p != nil && len(lost) == 0 {
+	if p := s.spool; p != nil && !keep {
 		// The oldest unwritten message of this run is in the first queued
 		// chunk of this run (chunks are queued in spool order).
 		minPos := p.end
@@ -596,6 +603,17 @@ func (s *shard) barrier(ctx context.Context, channelID string) {
 		s.mu.Lock()
 	}
 	s.mu.Unlock()
+}
+
+// stopping reports whether the Log is past its close deadline (or
+// crashed).
+func (s *shard) stopping() bool {
+	select {
+	case <-s.l.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // durable waits until the messages of channelID admitted before the call
