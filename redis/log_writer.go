@@ -3,8 +3,6 @@ package redis
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +41,7 @@ type shard struct {
 	free        []*chunk         // written chunks kept for reuse
 	freeBytes   int64
 	maxSeq      uint64 // highest write sequence number given to a message
+	roundPos    int64  // spool position of the round in flight's first message of this run (-1: none)
 
 	wake       chan struct{} // cap 1: something was queued
 	full       chan struct{} // cap 1: FlushMessages reached
@@ -116,6 +115,7 @@ func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
 		closing:  make(chan struct{}),
 		exited:   make(chan struct{}),
 		prevSeq:  map[string]uint64{},
+		roundPos: -1,
 	}
 	s.healthy.Store(true)
 	s.fol = newFollower(s)
@@ -282,6 +282,14 @@ func (s *shard) take(dst []*chunk) []*chunk {
 			c.st.open = nil
 		}
 		n++
+	}
+	if s.spool != nil {
+		for _, c := range s.queue[:n] {
+			if c.pos >= 0 {
+				s.roundPos = c.pos
+				break
+			}
+		}
 	}
 	dst = append(dst, s.queue[:n]...)
 	clear(s.queue[:n])
@@ -549,17 +557,9 @@ func (s *shard) finish(round, lost []*chunk) {
 			s.freeBytes += size
 		}
 	}
-	if p := s.spool; p != nil && !keep {
-		// The oldest unwritten message of this run is in the first queued
-		// chunk of this run (chunks are queued in spool order).
-		minPos := p.end
-		for _, c := range s.queue {
-			if c.pos >= 0 {
-				minPos = c.pos
-				break
-			}
-		}
-		remove = p.truncate(minPos, remove)
+	s.roundPos = -1
+	if s.spool != nil && !keep {
+		remove = s.spool.truncate(s.unwrittenPos(), remove)
 	}
 	close(s.space)
 	s.space = make(chan struct{})
@@ -572,11 +572,7 @@ func (s *shard) finish(round, lost []*chunk) {
 	s.stats.flushes.Add(1)
 	s.stats.written.Add(int64(msgs))
 	clear(round)
-	for _, path := range remove {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.l.log.Warn().Err(err).Str("path", path).Msg("removing a written spool segment failed")
-		}
-	}
+	s.l.removeSegments(remove)
 	for _, seg := range oldDone {
 		s.l.dropSegment(seg)
 	}
@@ -603,6 +599,22 @@ func (s *shard) barrier(ctx context.Context, channelID string) {
 		s.mu.Lock()
 	}
 	s.mu.Unlock()
+}
+
+// unwrittenPos returns the spool position of the oldest message of this
+// run not written to Redis yet: that of the round in flight, else of the
+// first queued chunk of this run (chunks are queued in spool order), else
+// the spool's end. s.mu is held.
+func (s *shard) unwrittenPos() int64 {
+	if s.roundPos >= 0 {
+		return s.roundPos
+	}
+	for _, c := range s.queue {
+		if c.pos >= 0 {
+			return c.pos
+		}
+	}
+	return s.spool.end
 }
 
 // stopping reports whether the Log is past its close deadline (or

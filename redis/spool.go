@@ -323,7 +323,13 @@ func (p *spool) newSegment() error {
 		p.segs[n-1].end = p.written
 	}
 	p.segs = append(p.segs, &spoolSeg{path: path, start: p.written, end: -1, size: p.fsize, owner: p})
+	// The previous segment may hold only written messages already.
+	var remove []string
+	if len(p.segs) > 1 && !s.stopping() {
+		remove = p.truncate(s.unwrittenPos(), nil)
+	}
 	s.mu.Unlock()
+	s.l.removeSegments(remove)
 	return nil
 }
 
@@ -523,6 +529,15 @@ func (l *Log) replay(o oldSegment, owner *spool) (msgs int, bad int, err error) 
 		l.dropSegment(seg)
 	}
 	return msgs, bad, nil
+}
+
+// removeSegments deletes segments of this run whose messages are written.
+func (l *Log) removeSegments(paths []string) {
+	for _, path := range paths {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.log.Warn().Err(err).Str("path", path).Msg("removing a written spool segment failed")
+		}
+	}
 }
 
 // dropSegment deletes an old segment whose messages are all written.
