@@ -141,14 +141,16 @@ func (s *shard) isHealthy() bool {
 }
 
 // hasRoom reports whether need more bytes fit in memory and disk more in
-// the spool (with room for a new segment's header). An empty buffer takes any append, so one oversize append
+// the spool. An empty buffer takes any append, so one oversize append
 // cannot wait forever. s.mu is held.
 func (s *shard) hasRoom(need, disk int64) bool {
 	if s.bytes == 0 {
 		return true
 	}
 	p := s.spool
-	return s.bytes+need <= s.limit && (p == nil || p.size.Load()+disk+int64(len(p.header)) <= p.limit)
+	// Room for the headers of two new segments: the records being written
+	// and those buffered may each start one.
+	return s.bytes+need <= s.limit && (p == nil || p.size.Load()+disk+2*int64(len(p.header)) <= p.limit)
 }
 
 // admit copies the batches into the buffer once there is room.
@@ -675,6 +677,8 @@ func (s *shard) durable(ctx context.Context, channelID string) error {
 		case <-recheck.C:
 		case <-ctx.Done():
 			return channels.ErrLogFull
+		case <-s.l.stop:
+			return channels.ErrClosed
 		}
 		s.mu.Lock()
 	}

@@ -161,6 +161,7 @@ func TestSpoolCrashMidRound(t *testing.T) {
 	cfg.MaxEntryMessages = 10
 	cfg.FlushInterval = 50 * time.Millisecond // one round for all the appends below
 	l := openTestLog(t, cfg, srv)
+	crashed := make(chan struct{})
 	h := &splitRound{cut: true, between: func(ctx context.Context) error {
 		// The first entry is applied; the node dies before the rest.
 		deadline := time.Now().Add(10 * time.Second)
@@ -170,7 +171,10 @@ func TestSpoolCrashMidRound(t *testing.T) {
 			}
 			time.Sleep(time.Millisecond)
 		}
-		go crash(l)
+		go func() {
+			crash(l)
+			close(crashed)
+		}()
 		select {
 		case <-l.stop:
 			return nil
@@ -181,8 +185,11 @@ func TestSpoolCrashMidRound(t *testing.T) {
 	l.shards[0].client.AddHook(h)
 	appendN(t, l, "mid-a", "a", 1, 25)
 	appendN(t, l, "mid-b", "a", 1, 25)
-	within(t, 10*time.Second, "the crash", func() bool { return l.closed.Load() })
-	<-l.stop
+	select {
+	case <-crashed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no crash: the write round was not split")
+	}
 	h.check(t)
 
 	cfg.MaxEntryMessages = 7
