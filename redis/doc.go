@@ -44,9 +44,9 @@
 // (the first entry returned contains o); trimming to first offset f is
 // "XTRIM MINID f".
 //
-// Appends are admitted to a bounded buffer per shard and written by one
-// writer goroutine per shard, every FlushInterval or when FlushMessages are
-// pending: one EVALSHA per (channel, flush) carrying up to MaxEntryMessages
+// Appends are admitted to a bounded buffer per shard (on disk too with a
+// spool, below) and written by one writer goroutine per shard, every
+// FlushInterval or when FlushMessages are pending: one EVALSHA per (channel, flush) carrying up to MaxEntryMessages
 // messages, many channels per pipelined round trip. A write that fails is
 // retried until it succeeds; a write sequence number per node and channel,
 // stored in the meta hash, makes a retry of a write that did land a no-op,
@@ -54,6 +54,33 @@
 // round are applied in order: an entry is refused (ORDER) until the one
 // before it is acknowledged, also when the log does not exist, so a retry
 // is never taken for a write that landed when only a later one did.
+//
+// A message's write sequence number is given when it is admitted:
+// consecutive per channel while the channel has unwritten messages (and
+// then above every earlier one, near the time in µs), an entry carrying
+// its last message's. The append script skips the messages of an entry up
+// to the writer's stored sequence number, so an entry cut differently from
+// the one that landed (a replay, below) applies only what is new.
+//
+// # Spool
+//
+// With LogConfig.SpoolDir the buffer is durable (spool.go): each shard
+// appends every admitted message (with its channel, ingest time and write
+// sequence number, CRC'd) to its current segment file under
+// SpoolDir/shard-<i>/, whose header names the writer field. A syncer
+// goroutine per shard hands the records to the file as they come and
+// fsyncs them every SpoolSyncInterval, or at once for AppendDurable
+// callers while the shard is failing (they share fsyncs). Segments are
+// deleted when every message in them is written (or kept at Close when
+// not). AppendDurable returns when its messages are written to Redis or,
+// while the shard is failing, fsynced. OpenLog queues what segments of an
+// earlier process hold ahead of anything new (under that process's writer
+// field and sequence numbers, in rounds of their own), so a killed node
+// that restarts writes what it accepted once; until then Healthy is false
+// and reads of those channels wait for them (the read barrier). A torn
+// or corrupt record ends its segment (counted and logged). Memory stays
+// bounded by BufferBytes and disk by SpoolBytes: Append waits while
+// either is full.
 //
 // An epoch id is stored in the meta hash when a log is created. When a
 // shard loses its data (restarted empty), the next append creates a new

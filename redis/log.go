@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,26 @@ type LogConfig struct {
 	// MiB); a round that times out is retried.
 	WriteTimeout time.Duration
 
+	// SpoolDir, when set, makes the buffer durable: every admitted message
+	// is also appended to a spool file of its shard under this directory
+	// (shard-<i>/), kept until Redis has it. A Log opened on a directory
+	// that holds spooled messages (left by a process that was killed, or
+	// closed while Redis was away) writes them to Redis first, ahead of
+	// newer messages of the same channels; until they are written Healthy
+	// is false and reads of their channels wait for them. One Log at a
+	// time uses a directory (it is locked). Empty: memory only.
+	SpoolDir string
+	// SpoolBytes bounds, per shard, the spool's files (default
+	// DefaultSpoolBytes); a full spool makes Append wait like a full
+	// buffer. SpoolSegmentBytes is the size at which a new spool file is
+	// started (default SpoolBytes/8, at most 64 MiB).
+	SpoolBytes        int64
+	SpoolSegmentBytes int64
+	// SpoolSyncInterval bounds how long admitted messages that no
+	// AppendDurable waits for stay in the spool without an fsync (default
+	// DefaultSpoolSyncInterval). They reach the file (the OS) at once.
+	SpoolSyncInterval time.Duration
+
 	Logger  zerolog.Logger
 	Metrics *Metrics
 	// Now returns the current time (nil: time.Now).
@@ -111,6 +132,15 @@ func (c *LogConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.SpoolBytes <= 0 {
+		c.SpoolBytes = DefaultSpoolBytes
+	}
+	if c.SpoolSegmentBytes <= 0 {
+		c.SpoolSegmentBytes = min(c.SpoolBytes/8, 64<<20)
+	}
+	if c.SpoolSyncInterval <= 0 {
+		c.SpoolSyncInterval = DefaultSpoolSyncInterval
+	}
 }
 
 // Log is the Redis implementation of channels.Log: each channel's log is a
@@ -134,6 +164,7 @@ type Log struct {
 	ret   map[string]channels.Retention // custom retentions (SetRetention)
 
 	lost      atomic.Int64    // accepted messages given up
+	kept      atomic.Int64    // accepted messages left in the spool at close
 	ctx       context.Context // canceled when stop closes
 	cancel    context.CancelFunc
 	closed    atomic.Bool
@@ -141,6 +172,11 @@ type Log struct {
 	closeErr  error
 	stop      chan struct{} // closed by Close after the flush: stops followers, sweeper
 	wg        sync.WaitGroup
+
+	spoolLock *os.File      // flock on SpoolDir
+	spoolStop chan struct{} // closed after the writers stop: stops the syncers
+	spoolWG   sync.WaitGroup
+	crashed   atomic.Bool // test hook: shut down as a killed process would
 }
 
 var _ channels.Log = (*Log)(nil)
@@ -172,6 +208,24 @@ func OpenLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 			return nil, fmt.Errorf("redis log: shard %s: %w", redactURL(u), err)
 		}
 		l.shards = append(l.shards, newShard(l, i, u, c))
+	}
+	l.spoolStop = make(chan struct{})
+	if cfg.SpoolDir != "" {
+		if err := l.openSpools(); err != nil {
+			for _, s := range l.shards {
+				if s.spool != nil {
+					s.spool.f.Close()
+				}
+			}
+			l.closeFiles()
+			l.cancel()
+			return nil, fmt.Errorf("redis log: %w", err)
+		}
+		for _, s := range l.shards {
+			l.spoolWG.Add(1)
+			go s.spool.run(l.spoolStop, &l.crashed)
+			s.signal()
+		}
 	}
 	for _, s := range l.shards {
 		l.wg.Add(2)
@@ -249,9 +303,12 @@ func (l *Log) Append(ctx context.Context, batches []*channels.Batch) error {
 // shard involved (in index order) and admits only when all have room.
 func (l *Log) admitMulti(ctx context.Context, batches []*channels.Batch) error {
 	need := make([]int64, len(l.shards))
+	disk := make([]int64, len(l.shards))
 	for _, b := range batches {
 		if b.Len() > 0 {
-			need[l.shardFor(b.ChannelID).idx] += batchSize(b)
+			i := l.shardFor(b.ChannelID).idx
+			need[i] += batchSize(b)
+			disk[i] += spoolSize(b)
 		}
 	}
 	for {
@@ -266,7 +323,7 @@ func (l *Log) admitMulti(ctx context.Context, batches []*channels.Batch) error {
 				l.unlockShards(need, i)
 				return channels.ErrClosed
 			}
-			if wait == nil && !s.hasRoom(need[i]) {
+			if wait == nil && !s.hasRoom(need[i], disk[i]) {
 				wait, full = s.space, s
 			}
 		}
@@ -281,6 +338,9 @@ func (l *Log) admitMulti(ctx context.Context, batches []*channels.Batch) error {
 			for i, s := range l.shards {
 				if need[i] > 0 {
 					s.signal()
+					if s.spool != nil {
+						s.spool.signal()
+					}
 				}
 			}
 			return nil
@@ -310,6 +370,11 @@ func (l *Log) unlockShards(need []int64, upto int) {
 // batchSize is the buffer space a batch takes.
 func batchSize(b *channels.Batch) int64 {
 	return int64(b.Bytes() + recordHeader*b.Len())
+}
+
+// spoolSize is the spool space a batch takes.
+func spoolSize(b *channels.Batch) int64 {
+	return int64(b.Bytes() + (spoolRecFixed+len(b.ChannelID))*b.Len())
 }
 
 // Read implements channels.Log. Offset 0 means the oldest retained
@@ -411,6 +476,7 @@ type ShardStats struct {
 	URL           string // redacted
 	Healthy       bool
 	BufferedBytes int64 // accepted, not yet written
+	SpoolBytes    int64 // the spool's files
 	Written       int64 // messages written
 	Flushes       int64 // write rounds completed
 	WriteErrors   int64 // failed write rounds (retried)
@@ -425,10 +491,15 @@ func (l *Log) Stats() []ShardStats {
 		s.mu.Lock()
 		b := s.bytes
 		s.mu.Unlock()
+		var sb int64
+		if s.spool != nil {
+			sb = s.spool.size.Load()
+		}
 		out[i] = ShardStats{
 			URL:           redactURL(s.url),
 			Healthy:       s.isHealthy(),
 			BufferedBytes: b,
+			SpoolBytes:    sb,
 			Written:       s.stats.written.Load(),
 			Flushes:       s.stats.flushes.Load(),
 			WriteErrors:   s.stats.writeErrors.Load(),
@@ -452,14 +523,27 @@ func (l *Log) BufferedBytes() int64 {
 }
 
 // AppendDurable appends the batches and waits until they are written to
-// Redis, unless their shard is failing: they then wait in the bounded
-// buffer, which is written when the shard is back (see Written).
+// Redis or, while their shard is failing, until they are fsynced in the
+// node's spool (they are written when the shard is back). Waiters share
+// the spool's fsyncs (group commit). Without a spool a failing shard's
+// messages wait in the memory buffer (see Written). When ctx ends first
+// it returns channels.ErrLogFull; the messages stay admitted.
 func (l *Log) AppendDurable(ctx context.Context, batches []*channels.Batch) error {
 	if err := l.Append(ctx, batches); err != nil {
 		return err
 	}
 	for _, b := range batches {
-		l.Written(ctx, b.ChannelID)
+		if b.Len() == 0 {
+			continue
+		}
+		s := l.shardFor(b.ChannelID)
+		if s.spool == nil {
+			s.barrier(ctx, b.ChannelID)
+			continue
+		}
+		if err := s.durable(ctx, b.ChannelID); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -486,8 +570,18 @@ func (l *Log) Flush(ctx context.Context) error {
 
 // Close stops accepting appends, writes what is buffered (for at most
 // CloseTimeout), wakes every waiter (ErrClosed) and disconnects. Messages
-// still buffered at the deadline are lost and reported in the error.
+// still buffered at the deadline stay in the spool for the next start
+// (reported in the log), or without a spool are lost (reported in the
+// error).
 func (l *Log) Close() error {
+	l.shutdown(false)
+	return l.closeErr
+}
+
+// shutdown is Close; with crash (a test hook) it stops at once as a killed
+// process would: nothing more is written to Redis, records not yet handed
+// to a spool file are lost, and the files are closed without an fsync.
+func (l *Log) shutdown(crash bool) {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		for _, s := range l.shards {
@@ -495,26 +589,49 @@ func (l *Log) Close() error {
 			s.closed = true
 			s.mu.Unlock()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CloseTimeout)
-		for _, s := range l.shards {
-			s.closeWriter(ctx)
+		if crash {
+			l.crashed.Store(true)
+			close(l.spoolStop)
+			l.spoolWG.Wait()
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), l.cfg.CloseTimeout)
+			for _, s := range l.shards {
+				s.closeWriter(ctx)
+			}
+			cancel()
 		}
-		cancel()
 		close(l.stop)
 		l.cancel()
 		for _, s := range l.shards {
 			s.fol.kick()
 		}
 		l.wg.Wait()
+		if !crash {
+			close(l.spoolStop)
+			l.spoolWG.Wait()
+		}
 		for _, s := range l.shards {
 			s.fol.closeAll()
-			s.client.Close()
+		}
+		l.closeFiles()
+		if kept := l.kept.Load(); kept > 0 && !crash {
+			l.log.Warn().Int64("messages", kept).Str("spool_dir", l.cfg.SpoolDir).Msg("messages not written to Redis before the close deadline stay in the spool; the next start writes them")
 		}
 		if lost := l.lost.Load(); lost > 0 {
 			l.closeErr = fmt.Errorf("redis log: %d buffered messages could not be written before the close deadline", lost)
 		}
 	})
-	return l.closeErr
+}
+
+// closeFiles disconnects the shards and releases the spool directory
+// (the syncers close the spool files).
+func (l *Log) closeFiles() {
+	for _, s := range l.shards {
+		s.client.Close()
+	}
+	if l.spoolLock != nil {
+		l.spoolLock.Close()
+	}
 }
 
 // sweeper applies retention to channels whose retention changed and, for

@@ -112,6 +112,11 @@ end
 // 12 retention bytes, 13 age cutoff (Unix ns, 0: none), 14 keep,
 // 15 expire ms (0: none), 16 now (Unix µs, for pruning writer fields).
 //
+// The entry's messages have the consecutive sequence numbers seq-count+1
+// .. seq (see chunk); those up to the writer's stored sequence were
+// applied before (in an entry cut differently: the replay of a spool after
+// a crash) and are cut off.
+//
 // Returns {epoch, first offset of the entry} ({epoch, 0} when seq was
 // applied before), or an error reply "ORDER" when the previous entry of
 // this round is not applied yet (the caller retries the round). Without
@@ -122,6 +127,7 @@ var appendScript = goredis.NewScript(trimLua + `
 local stream, idx, meta = KEYS[1], KEYS[2], KEYS[3]
 local wf, seq, prev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = tonumber(ARGV[5])
+local nbytes, data, cums = tonumber(ARGV[6]), ARGV[9], ARGV[10]
 local epoch = redis.call('HGET', meta, 'epoch')
 local nxt
 if not epoch then
@@ -134,11 +140,21 @@ else
   local done = tonumber(redis.call('HGET', meta, wf) or '0')
   if done >= seq then return {epoch, 0} end
   if prev > 0 and done < prev then return redis.error_reply('ORDER previous entry not applied') end
+  if done > seq - n then
+    local k = done - (seq - n)
+    local ck = cum(cums, k)
+    data = string.sub(data, 12 * k + ck + 1)
+    local parts = {}
+    for i = k + 1, n do parts[#parts + 1] = struct.pack('>I4', cum(cums, i) - ck) end
+    cums = table.concat(parts)
+    nbytes = nbytes - ck
+    n = n - k
+  end
   nxt = tonumber(redis.call('HGET', meta, 'next'))
 end
 local last = nxt + n - 1
 local id = last .. '-' .. n
-local ok = redis.pcall('XADD', stream, id, 'd', ARGV[9])
+local ok = redis.pcall('XADD', stream, id, 'd', data)
 if type(ok) == 'table' and ok.err then
   -- The stream does not match its meta (changed behind our back): start
   -- a new epoch rather than fail forever.
@@ -147,11 +163,11 @@ if type(ok) == 'table' and ok.err then
   nxt, last = 1, n
   id = last .. '-' .. n
   redis.call('HSET', meta, 'epoch', epoch, 'next', 1, 'first', 1, 'bytes', 0)
-  redis.call('XADD', stream, id, 'd', ARGV[9])
+  redis.call('XADD', stream, id, 'd', data)
 end
-redis.call('XADD', idx, id, 'b', ARGV[6], 't', ARGV[7], 'tl', ARGV[8], 's', ARGV[10])
+redis.call('XADD', idx, id, 'b', nbytes, 't', ARGV[7], 'tl', ARGV[8], 's', cums)
 redis.call('HSET', meta, 'next', last + 1, wf, seq)
-redis.call('HINCRBY', meta, 'bytes', ARGV[6])
+redis.call('HINCRBY', meta, 'bytes', nbytes)
 trim(stream, idx, meta, last + 1, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]))
 local exp = tonumber(ARGV[15])
 if exp > 0 then

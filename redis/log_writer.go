@@ -25,6 +25,7 @@ type shard struct {
 	m      shardMetrics
 	fol    *follower
 	cache  *entryCache
+	spool  *spool // nil without LogConfig.SpoolDir
 
 	mu          sync.Mutex
 	queue       []*chunk              // chunks waiting for the writer, oldest first
@@ -39,6 +40,8 @@ type shard struct {
 	written     map[string]int64 // channels written by this node → last write (Unix ns), for age sweeps
 	free        []*chunk         // written chunks kept for reuse
 	freeBytes   int64
+	maxSeq      uint64 // highest write sequence number given to a message
+	roundPos    int64  // spool position of the round in flight's first message of this run (-1: none)
 
 	wake       chan struct{} // cap 1: something was queued
 	full       chan struct{} // cap 1: FlushMessages reached
@@ -48,9 +51,9 @@ type shard struct {
 	healthy    atomic.Bool
 	roundStart atomic.Int64 // Unix ns when the round in flight began (0: none)
 	lastFull   atomic.Int64 // Unix ns of the last ErrLogFull
+	replayLeft atomic.Int64 // chunks replayed from old spool segments, not yet written
 
 	// writer goroutine only
-	seq       uint64
 	prevSeq   map[string]uint64
 	lastErrAt time.Time
 }
@@ -69,9 +72,16 @@ type chanState struct {
 	open     *chunk // the chunk still accepting messages, or nil
 	admitted uint64 // messages admitted
 	written  uint64 // messages written
+	base     uint64 // the k-th message admitted has write sequence number base+k
 }
 
 // chunk is one future stream entry.
+//
+// Its messages have consecutive write sequence numbers (per writer field
+// and channel, increasing; see chanState.base) and seq is its last
+// message's: the append script skips the messages it already applied
+// (seq - n < number <= the writer's stored sequence), which makes a retry,
+// and the replay of a spool after a crash, apply every message once.
 type chunk struct {
 	ch         string
 	st         *chanState
@@ -82,6 +92,9 @@ type chunk struct {
 	cum        []byte // cumulative data sizes, uint32 big-endian each
 	seq, prev  uint64
 	attempts   int
+	wf         string    // writer field: this Log's, or an old segment's
+	pos        int64     // spool position of the first message (-1: none)
+	seg        *spoolSeg // old segment the chunk was replayed from, or nil
 }
 
 func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
@@ -102,6 +115,7 @@ func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
 		closing:  make(chan struct{}),
 		exited:   make(chan struct{}),
 		prevSeq:  map[string]uint64{},
+		roundPos: -1,
 	}
 	s.healthy.Store(true)
 	s.fol = newFollower(s)
@@ -114,7 +128,7 @@ func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
 // buffer full recently.
 func (s *shard) isHealthy() bool {
 	now := time.Now().UnixNano()
-	if !s.healthy.Load() {
+	if !s.healthy.Load() || s.replayLeft.Load() > 0 {
 		return false
 	}
 	if rs := s.roundStart.Load(); rs != 0 && now-rs > int64(time.Second) {
@@ -126,17 +140,25 @@ func (s *shard) isHealthy() bool {
 	return true
 }
 
-// hasRoom reports whether n more bytes fit. An empty buffer takes any
-// append, so one oversize append cannot wait forever. s.mu is held.
-func (s *shard) hasRoom(n int64) bool {
-	return s.bytes == 0 || s.bytes+n <= s.limit
+// hasRoom reports whether need more bytes fit in memory and disk more in
+// the spool. An empty buffer takes any append, so one oversize append
+// cannot wait forever. s.mu is held.
+func (s *shard) hasRoom(need, disk int64) bool {
+	if s.bytes == 0 {
+		return true
+	}
+	p := s.spool
+	// Room for the headers of two new segments: the records being written
+	// and those buffered may each start one.
+	return s.bytes+need <= s.limit && (p == nil || p.size.Load()+disk+2*int64(len(p.header)) <= p.limit)
 }
 
 // admit copies the batches into the buffer once there is room.
 func (s *shard) admit(ctx context.Context, batches []*channels.Batch) error {
-	var need int64
+	var need, disk int64
 	for _, b := range batches {
 		need += batchSize(b)
+		disk += spoolSize(b)
 	}
 	s.mu.Lock()
 	for {
@@ -144,7 +166,7 @@ func (s *shard) admit(ctx context.Context, batches []*channels.Batch) error {
 			s.mu.Unlock()
 			return channels.ErrClosed
 		}
-		if s.hasRoom(need) {
+		if s.hasRoom(need, disk) {
 			break
 		}
 		wait := s.space
@@ -169,6 +191,9 @@ func (s *shard) admit(ctx context.Context, batches []*channels.Batch) error {
 	}
 	s.mu.Unlock()
 	s.signal()
+	if s.spool != nil {
+		s.spool.signal()
+	}
 	return nil
 }
 
@@ -180,10 +205,14 @@ func (s *shard) copyIn(b *channels.Batch, now int64) {
 	}
 	st := s.chans[b.ChannelID]
 	if st == nil {
-		st = &chanState{}
+		// Sequence numbers stay above any this writer gave the channel
+		// before, and near the time in µs (the append script prunes
+		// writer fields by that time).
+		st = &chanState{base: max(s.maxSeq, uint64(now/1e3))}
 		s.chans[b.ChannelID] = st
 	}
 	maxMsgs, maxBytes := s.l.cfg.MaxEntryMessages, s.l.cfg.MaxEntryBytes
+	p := s.spool
 	for i := range b.Len() {
 		msg := b.Message(i)
 		c := st.open
@@ -192,6 +221,13 @@ func (s *shard) copyIn(b *channels.Batch, now int64) {
 			c.tmin = t
 			st.open = c
 			s.queue = append(s.queue, c)
+			if p != nil {
+				c.pos = p.end
+			}
+		}
+		c.seq = st.base + st.admitted + uint64(i) + 1
+		if p != nil {
+			p.add(c.seq, t, b.ChannelID, msg)
 		}
 		startLen := len(c.d)
 		c.d = appendRecord(c.d, t, msg)
@@ -202,6 +238,7 @@ func (s *shard) copyIn(b *channels.Batch, now int64) {
 		c.tmin, c.tmax = min(c.tmin, t), max(c.tmax, t)
 	}
 	st.admitted += uint64(b.Len())
+	s.maxSeq = max(s.maxSeq, st.base+st.admitted)
 	s.pendingMsgs += b.Len()
 	setGauge(s.m.bufferBytes, s.bytes)
 	if s.pendingMsgs >= s.l.cfg.FlushMessages {
@@ -222,7 +259,7 @@ func (s *shard) newChunk(ch string, st *chanState) *chunk {
 	} else {
 		c = &chunk{}
 	}
-	*c = chunk{ch: ch, st: st, d: c.d[:0], cum: c.cum[:0]}
+	*c = chunk{ch: ch, st: st, d: c.d[:0], cum: c.cum[:0], wf: s.l.writerField, pos: -1}
 	return c
 }
 
@@ -234,17 +271,27 @@ func (s *shard) signal() {
 }
 
 // take removes up to MaxRoundBytes of chunks from the queue (at least
-// one). s.mu is held.
+// one), all of one writer field (chunks replayed from an old spool come
+// first, in rounds of their own: a round orders a channel's entries by
+// the sequence numbers of one writer). s.mu is held.
 func (s *shard) take(dst []*chunk) []*chunk {
 	size := 0
 	n := 0
-	for n < len(s.queue) && (n == 0 || size+len(s.queue[n].d) <= s.l.cfg.MaxRoundBytes) {
+	for n < len(s.queue) && (n == 0 || size+len(s.queue[n].d) <= s.l.cfg.MaxRoundBytes && s.queue[n].wf == s.queue[0].wf) {
 		c := s.queue[n]
 		size += len(c.d)
 		if c.st.open == c {
 			c.st.open = nil
 		}
 		n++
+	}
+	if s.spool != nil {
+		for _, c := range s.queue[:n] {
+			if c.pos >= 0 {
+				s.roundPos = c.pos
+				break
+			}
+		}
 	}
 	dst = append(dst, s.queue[:n]...)
 	clear(s.queue[:n])
@@ -294,6 +341,7 @@ func (s *shard) writeLoop() {
 			select {
 			case <-s.wake:
 			case <-s.closing:
+			case <-s.l.stop: // a crash (test hook) skips closing
 			}
 			continue
 		}
@@ -304,6 +352,8 @@ func (s *shard) writeLoop() {
 			case <-s.full:
 				timer.Stop()
 			case <-s.closing:
+				timer.Stop()
+			case <-s.l.stop:
 				timer.Stop()
 			}
 		}
@@ -317,13 +367,6 @@ func (s *shard) writeLoop() {
 // writeRound writes chunks, retrying until all are written (or given up
 // after repeated non-retryable errors, or at the close deadline).
 func (s *shard) writeRound(round []*chunk) {
-	now := uint64(time.Now().UnixMicro())
-	s.seq = max(s.seq+1, now)
-	for _, c := range round {
-		c.seq = s.seq
-		s.seq++
-	}
-	s.seq--
 	s.roundStart.Store(time.Now().UnixNano())
 	defer s.roundStart.Store(0)
 	todo := round
@@ -426,7 +469,7 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 		}
 		stream, idx, meta := logKeys(c.ch)
 		cmds[i] = appendScript.EvalSha(ctx, pipe, []string{stream, idx, meta},
-			l.writerField, c.seq, c.prev, l.newEpoch(), c.n, c.bytes, c.tmin, c.tmax, c.d, c.cum,
+			c.wf, c.seq, c.prev, l.newEpoch(), c.n, c.bytes, c.tmin, c.tmax, c.d, c.cum,
 			r.Count, r.Bytes, cutoff, r.Keep, expire, nowT.UnixMicro())
 	}
 	_, err := pipe.Exec(ctx)
@@ -473,17 +516,34 @@ func (s *shard) afterWrite(done []*chunk, cmds []*goredis.Cmd) {
 }
 
 // finish releases the buffer space of a round; lost are chunks that were
-// given up (counted as dropped).
+// given up at the close deadline: dropped, or kept in the spool for the
+// next start.
 func (s *shard) finish(round, lost []*chunk) {
 	for _, c := range lost {
+		if s.spool != nil {
+			s.l.kept.Add(int64(c.n))
+			continue
+		}
 		inc(s.m.dropped, c.n)
 		s.stats.dropped.Add(int64(c.n))
 		s.l.lost.Add(int64(c.n))
 	}
 	var msgs int
 	now := s.l.cfg.Now().UnixNano()
+	var remove []string
+	var oldDone []*spoolSeg
+	// Once stopping, a round given up may have left chunks of this run
+	// unwritten outside the queue: the spool keeps everything.
+	keep := len(lost) > 0 || s.stopping()
 	s.mu.Lock()
 	for _, c := range round {
+		if c.seg != nil && !keep {
+			s.replayLeft.Add(-1)
+			if c.seg.pending.Add(-1) == 0 {
+				oldDone = append(oldDone, c.seg)
+			}
+		}
+		c.seg = nil
 		st := c.st
 		st.written += uint64(c.n)
 		if st.written == st.admitted && st.open == nil && s.chans[c.ch] == st {
@@ -499,6 +559,10 @@ func (s *shard) finish(round, lost []*chunk) {
 			s.freeBytes += size
 		}
 	}
+	s.roundPos = -1
+	if s.spool != nil && !keep {
+		remove = s.spool.truncate(s.unwrittenPos(), remove)
+	}
 	close(s.space)
 	s.space = make(chan struct{})
 	close(s.progress)
@@ -510,6 +574,10 @@ func (s *shard) finish(round, lost []*chunk) {
 	s.stats.flushes.Add(1)
 	s.stats.written.Add(int64(msgs))
 	clear(round)
+	s.l.removeSegments(remove)
+	for _, seg := range oldDone {
+		s.l.dropSegment(seg)
+	}
 }
 
 // barrier waits until the messages of channelID admitted before the call
@@ -533,6 +601,87 @@ func (s *shard) barrier(ctx context.Context, channelID string) {
 		s.mu.Lock()
 	}
 	s.mu.Unlock()
+}
+
+// unwrittenPos returns the spool position of the oldest message of this
+// run not written to Redis yet: that of the round in flight, else of the
+// first queued chunk of this run (chunks are queued in spool order), else
+// the spool's end. s.mu is held.
+func (s *shard) unwrittenPos() int64 {
+	if s.roundPos >= 0 {
+		return s.roundPos
+	}
+	for _, c := range s.queue {
+		if c.pos >= 0 {
+			return c.pos
+		}
+	}
+	return s.spool.end
+}
+
+// stopping reports whether the Log is past its close deadline (or
+// crashed).
+func (s *shard) stopping() bool {
+	select {
+	case <-s.l.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// durable waits until the messages of channelID admitted before the call
+// are written to Redis or, while the shard is failing, fsynced in the
+// spool. It returns channels.ErrLogFull when ctx ends first. The shard has
+// a spool.
+func (s *shard) durable(ctx context.Context, channelID string) error {
+	p := s.spool
+	var recheck *time.Timer
+	defer func() {
+		if recheck != nil {
+			recheck.Stop()
+		}
+	}()
+	s.mu.Lock()
+	st := s.chans[channelID]
+	if st == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	target, pos := st.admitted, p.end
+	for {
+		if st.written >= target {
+			s.mu.Unlock()
+			return nil
+		}
+		if !s.isHealthy() {
+			if p.synced >= pos {
+				s.mu.Unlock()
+				return nil
+			}
+			p.syncWanted = true
+			p.signal()
+		}
+		progress, synced := s.progress, p.syncedCh
+		s.mu.Unlock()
+		// The shard may turn unhealthy without a round ending (a round
+		// in flight for long): look again now and then.
+		if recheck == nil {
+			recheck = time.NewTimer(100 * time.Millisecond)
+		} else {
+			recheck.Reset(100 * time.Millisecond)
+		}
+		select {
+		case <-progress:
+		case <-synced:
+		case <-recheck.C:
+		case <-ctx.Done():
+			return channels.ErrLogFull
+		case <-s.l.stop:
+			return channels.ErrClosed
+		}
+		s.mu.Lock()
+	}
 }
 
 // flush waits until everything queued before the call is written.

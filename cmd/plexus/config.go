@@ -62,6 +62,7 @@ type Config struct {
 	RedisURL      string
 	ShardURLs     string
 	RedisBuffer   int64
+	RedisSpool    int64
 	ShutdownGrace time.Duration
 
 	LogLevel, LogFormat string
@@ -165,6 +166,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (*Co
 	str(&c.RedisURL, "redis-url", "", "config Redis: selects the Redis (cluster) backend", "PLEXUS_REDIS_URL", "LOGPLEX_CONFIG_REDIS_URL")
 	str(&c.ShardURLs, "shard-urls", "", "comma-separated Redis URLs holding channel logs (default: -redis-url)", "PLEXUS_SHARD_URLS", "LOGPLEX_SHARD_URLS")
 	bytes(&c.RedisBuffer, "redis-buffer-bytes", redis.DefaultBufferBytes, "per shard: accepted messages buffered locally while Redis is slow or away (then POST /logs answers 503, TCP input slows)", "PLEXUS_REDIS_BUFFER_BYTES")
+	bytes(&c.RedisSpool, "redis-spool-bytes", redis.DefaultSpoolBytes, "per shard: bound on the files under <data-dir>/redis-spool that keep the buffered messages on disk until Redis has them (full: as a full buffer); 0 keeps them in memory only", "PLEXUS_REDIS_SPOOL_BYTES")
 	dur(&c.ShutdownGrace, "shutdown-grace", 10*time.Second, "bound on each of the three shutdown steps: (1) appending the frames read from syslog connections and finishing HTTP requests, (2) drains delivering what the channel logs hold (a request in flight at the bound may take -drain-request-timeout more), (3) the Redis log writing its local buffer", "PLEXUS_SHUTDOWN_GRACE")
 
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error", "PLEXUS_LOG_LEVEL")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,13 +30,22 @@ func openRedisBackend(ctx context.Context, cfg *Config, self channels.Node, logg
 	if err != nil {
 		return nil, fmt.Errorf("open redis store: %w", err)
 	}
+	// The write-behind buffer is durable: a spool under the data dir
+	// keeps what this node accepted until Redis has it (see redis.LogConfig).
+	var spoolDir string
+	if cfg.RedisSpool > 0 {
+		spoolDir = filepath.Join(cfg.DataDir, "redis-spool")
+	}
 	rlog, err := redis.OpenLog(ctx, redis.LogConfig{
-		ShardURLs:    shards,
-		Default:      channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
-		BufferBytes:  cfg.RedisBuffer,
-		CloseTimeout: cfg.ShutdownGrace,
-		Logger:       logger,
-		Metrics:      redis.NewMetrics(reg),
+		ShardURLs:         shards,
+		Default:           channels.Retention{Count: cfg.History, Bytes: cfg.HistoryBytes},
+		BufferBytes:       cfg.RedisBuffer,
+		SpoolDir:          spoolDir,
+		SpoolBytes:        cfg.RedisSpool,
+		SpoolSyncInterval: cfg.SyncInterval,
+		CloseTimeout:      cfg.ShutdownGrace,
+		Logger:            logger,
+		Metrics:           redis.NewMetrics(reg),
 	})
 	if err != nil {
 		store.Close()
