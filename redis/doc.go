@@ -31,8 +31,8 @@
 // A channel's log lives on one shard, chosen with Logplex's redis_shard
 // rule (md5 of the channel id, interval split over the shard URLs sorted
 // by fragment or URL). Its keys are ch:<id>:log (stream of entries),
-// ch:<id>:log:idx (small index stream) and ch:<id>:log:meta (hash); see
-// logKeys.
+// ch:<id>:log:idx (small index stream), ch:<id>:log:meta (hash) and
+// ch:<id>:log:keys (idempotency keys, sorted set); see logKeys.
 //
 // Offsets map to stream IDs: an entry holds several consecutive messages
 // and its ID is "<last offset>-<count>", so offsets are dense per channel
@@ -47,7 +47,8 @@
 // Appends are admitted to a bounded buffer per shard (on disk too with a
 // spool, below) and written by one writer goroutine per shard, every
 // FlushInterval or when FlushMessages are pending: one EVALSHA per (channel, flush) carrying up to MaxEntryMessages
-// messages, many channels per pipelined round trip. A write that fails is
+// messages (a keyed batch: one of its own, below), many channels per
+// pipelined round trip. A write that fails is
 // retried until it succeeds; a write sequence number per node and channel,
 // stored in the meta hash, makes a retry of a write that did land a no-op,
 // so a timeout never duplicates messages. The entries of one channel in a
@@ -61,6 +62,39 @@
 // its last message's. The append script skips the messages of an entry up
 // to the writer's stored sequence number, so an entry cut differently from
 // the one that landed (a replay, below) applies only what is new.
+//
+// # Idempotency keys
+//
+// A batch with a key (channels.Batch.Key, from the Idempotency-Key header)
+// is stored once per channel within LogConfig.DedupWindow, by every node
+// together. The append script does the check and the store in one step:
+// an entry carrying a key digest (the first 16 bytes of its SHA-256) whose
+// digest is in ch:<id>:log:keys (a sorted set scored by the time the key
+// was stored, Unix µs on the writing node's clock) within the window is
+// not stored, and its sequence number is recorded as applied all the same
+// (entries after it in the round are not held back); otherwise the entry
+// is stored and its digest added. Each keyed append prunes the set of
+// keys older than the window and of the oldest beyond DedupMaxKeys; the
+// set expires with the log, and goes with it (Delete, a new epoch), so
+// its memory is bounded per channel and in time.
+//
+// A keyed batch is one entry of its own: the writer never merges it with
+// other messages nor splits it at MaxEntryMessages or MaxEntryBytes (its
+// size is bounded by the HTTP body limit), so the key covers exactly the
+// batch and an entry lands whole or not at all. Splitting it into parts
+// with a key each was rejected: the parts depend on the entry bounds of
+// the node that cut them, so two nodes (or a node restarted with other
+// bounds) could cut a retry differently and store parts twice or not at
+// all. Its messages keep their write sequence numbers, so a retry of the
+// round (or a replay) is skipped by the sequence check before the key is
+// looked at. The spool records the digest and the batch's message count
+// with each of its messages: a replay rebuilds the same entry, and drops
+// a keyed batch a torn tail cut (it was not acknowledged; storing a part
+// under the key would make the client's retry store nothing of the rest).
+// AppendDurable of a repeated key returns once its own entry was seen by
+// the script, when the first copy is in Redis (or, while the shard is
+// failing, once the repeat is fsynced in the spool: the script sorts the
+// copies out when the shard is back).
 //
 // # Spool
 //

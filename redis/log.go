@@ -59,6 +59,13 @@ type LogConfig struct {
 	// WriteTimeout bounds one write round (default 10 s, plus a second per
 	// MiB); a round that times out is retried.
 	WriteTimeout time.Duration
+	// DedupWindow is how long a channel remembers the idempotency keys of
+	// stored batches (channels.Batch.Key; default channels.DedupWindow),
+	// at most DedupMaxKeys of them (default DefaultDedupMaxKeys; the
+	// oldest are forgotten first). Every node of a cluster should use the
+	// same values: the node that writes a key prunes the channel's keys.
+	DedupWindow  time.Duration
+	DedupMaxKeys int
 
 	// SpoolDir, when set, makes the buffer durable: every admitted message
 	// is also appended to a spool file of its shard under this directory
@@ -88,6 +95,10 @@ type LogConfig struct {
 
 // DefaultBufferBytes is the default of LogConfig.BufferBytes.
 const DefaultBufferBytes = 256 << 20
+
+// DefaultDedupMaxKeys is the default of LogConfig.DedupMaxKeys (about 100
+// bytes of Redis memory each).
+const DefaultDedupMaxKeys = 100_000
 
 func (c *LogConfig) setDefaults() {
 	if c.Default == (channels.Retention{}) {
@@ -128,6 +139,12 @@ func (c *LogConfig) setDefaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.DedupWindow <= 0 {
+		c.DedupWindow = channels.DedupWindow
+	}
+	if c.DedupMaxKeys <= 0 {
+		c.DedupMaxKeys = DefaultDedupMaxKeys
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -374,7 +391,11 @@ func batchSize(b *channels.Batch) int64 {
 
 // spoolSize is the spool space a batch takes.
 func spoolSize(b *channels.Batch) int64 {
-	return int64(b.Bytes() + (spoolRecFixed+len(b.ChannelID))*b.Len())
+	fixed := spoolRecFixed + len(b.ChannelID)
+	if b.Key != "" {
+		fixed += spoolKeyFields
+	}
+	return int64(b.Bytes() + fixed*b.Len())
 }
 
 // Read implements channels.Log. Offset 0 means the oldest retained
@@ -450,7 +471,7 @@ func (l *Log) Delete(ctx context.Context, channelID string) error {
 	s := l.shardFor(channelID)
 	s.barrier(ctx, channelID)
 	stream, idx, meta := logKeys(channelID)
-	if err := s.client.Del(ctx, stream, idx, meta).Err(); err != nil {
+	if err := s.client.Del(ctx, stream, idx, meta, keysKey(channelID)).Err(); err != nil {
 		return unavailable("delete channel log", err)
 	}
 	s.fol.wakeAll(channelID)
@@ -482,6 +503,7 @@ type ShardStats struct {
 	WriteErrors   int64 // failed write rounds (retried)
 	BufferFull    int64 // appends refused with ErrLogFull
 	Dropped       int64 // accepted messages given up (poisoned keys, close deadline)
+	Duplicates    int64 // batches not stored: their idempotency key was stored before
 }
 
 // Stats returns the state of every shard, in shard order.
@@ -505,6 +527,7 @@ func (l *Log) Stats() []ShardStats {
 			WriteErrors:   s.stats.writeErrors.Load(),
 			BufferFull:    s.stats.bufferFull.Load(),
 			Dropped:       s.stats.dropped.Load(),
+			Duplicates:    s.stats.duplicates.Load(),
 		}
 	}
 	return out

@@ -16,10 +16,17 @@ import goredis "github.com/redis/go-redis/v9"
 //	                  oldest message of the last trim), and w:<writer> =
 //	                  last applied write sequence of a node (makes a
 //	                  retried write idempotent)
+//	ch:<id>:log:keys  sorted set: the idempotency keys (channels.Batch.Key)
+//	                  of the entries stored within the dedup window, as
+//	                  16-byte SHA-256 prefixes scored by the time they
+//	                  were stored (Unix µs); pruned by the append script
 func logKeys(channelID string) (stream, idx, meta string) {
 	base := "ch:" + channelID + ":log"
 	return base, base + ":idx", base + ":meta"
 }
+
+// keysKey returns the key of a channel log's idempotency keys.
+func keysKey(channelID string) string { return "ch:" + channelID + ":log:keys" }
 
 // trimLua trims a channel log to a retention, message by message: first
 // moves past what Count, Bytes and Age (with Keep) allow, bytes stays the
@@ -104,28 +111,38 @@ end
 
 // appendScript appends one entry.
 //
-// KEYS: stream, idx, meta.
+// KEYS: stream, idx, meta, keys.
 // ARGV: 1 writer field, 2 seq, 3 seq of the entry before it of the
 // channel in this round, not acknowledged yet (0: none),
 // 4 epoch for a new log, 5 count of messages, 6 data bytes, 7 oldest time,
 // 8 newest time, 9 data, 10 cumulative sizes, 11 retention count,
 // 12 retention bytes, 13 age cutoff (Unix ns, 0: none), 14 keep,
-// 15 expire ms (0: none), 16 now (Unix µs, for pruning writer fields).
+// 15 expire ms (0: none), 16 now (Unix µs, for pruning writer fields and
+// dating keys), 17 the entry's idempotency key digest ("": none),
+// 18 dedup window (µs), 19 most keys remembered.
 //
 // The entry's messages have the consecutive sequence numbers seq-count+1
 // .. seq (see chunk); those up to the writer's stored sequence were
 // applied before (in an entry cut differently: the replay of a spool after
 // a crash) and are cut off.
 //
+// An entry with a key (one whole keyed batch, see chunk) whose key the
+// channel stored within the window is not stored: its sequence number is
+// recorded as applied all the same. Otherwise its key is remembered with
+// the entry; keys older than the window, and the oldest beyond the bound,
+// are forgotten. A new log (or one reset) starts without keys.
+//
 // Returns {epoch, first offset of the entry} ({epoch, 0} when seq was
-// applied before), or an error reply "ORDER" when the previous entry of
+// applied before, {epoch, -1} when the key was stored before), or an
+// error reply "ORDER" when the previous entry of
 // this round is not applied yet (the caller retries the round). Without
 // a log the previous entry is not applied either (it never was, or it
 // went with a log lost since): it must go first, or its retry would find
 // seq applied and be skipped.
 var appendScript = goredis.NewScript(trimLua + `
-local stream, idx, meta = KEYS[1], KEYS[2], KEYS[3]
+local stream, idx, meta, keys = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local wf, seq, prev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local kd, now, win = ARGV[17], tonumber(ARGV[16]), tonumber(ARGV[18])
 local n = tonumber(ARGV[5])
 local nbytes, data, cums = tonumber(ARGV[6]), ARGV[9], ARGV[10]
 local epoch = redis.call('HGET', meta, 'epoch')
@@ -133,13 +150,20 @@ local nxt
 if not epoch then
   if prev > 0 then return redis.error_reply('ORDER previous entry not applied') end
   epoch = ARGV[4]
-  redis.call('DEL', stream, idx, meta)
+  redis.call('DEL', stream, idx, meta, keys)
   nxt = 1
   redis.call('HSET', meta, 'epoch', epoch, 'next', 1, 'first', 1, 'bytes', 0)
 else
   local done = tonumber(redis.call('HGET', meta, wf) or '0')
   if done >= seq then return {epoch, 0} end
   if prev > 0 and done < prev then return redis.error_reply('ORDER previous entry not applied') end
+  if kd ~= '' then
+    local at = redis.call('ZSCORE', keys, kd)
+    if at and tonumber(at) >= now - win then
+      redis.call('HSET', meta, wf, seq)
+      return {epoch, -1}
+    end
+  end
   if done > seq - n then
     local k = done - (seq - n)
     local ck = cum(cums, k)
@@ -159,7 +183,7 @@ if type(ok) == 'table' and ok.err then
   -- The stream does not match its meta (changed behind our back): start
   -- a new epoch rather than fail forever.
   epoch = ARGV[4] .. 'r'
-  redis.call('DEL', stream, idx, meta)
+  redis.call('DEL', stream, idx, meta, keys)
   nxt, last = 1, n
   id = last .. '-' .. n
   redis.call('HSET', meta, 'epoch', epoch, 'next', 1, 'first', 1, 'bytes', 0)
@@ -169,11 +193,21 @@ redis.call('XADD', idx, id, 'b', nbytes, 't', ARGV[7], 'tl', ARGV[8], 's', cums)
 redis.call('HSET', meta, 'next', last + 1, wf, seq)
 redis.call('HINCRBY', meta, 'bytes', nbytes)
 trim(stream, idx, meta, last + 1, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]))
+local haskeys = kd ~= ''
+if haskeys then
+  redis.call('ZADD', keys, now, kd)
+  redis.call('ZREMRANGEBYSCORE', keys, '-inf', now - win - 1)
+  local extra = redis.call('ZCARD', keys) - tonumber(ARGV[19])
+  if extra > 0 then redis.call('ZREMRANGEBYRANK', keys, 0, extra - 1) end
+else
+  haskeys = redis.call('EXISTS', keys) == 1
+end
 local exp = tonumber(ARGV[15])
 if exp > 0 then
   redis.call('PEXPIRE', stream, exp)
   redis.call('PEXPIRE', idx, exp)
   redis.call('PEXPIRE', meta, exp)
+  if haskeys then redis.call('PEXPIRE', keys, exp) end
 end
 if redis.call('HLEN', meta) > 40 then
   local now = tonumber(ARGV[16])

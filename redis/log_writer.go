@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"strconv"
 	"strings"
@@ -63,7 +64,7 @@ const maxFreeBytes = 8 << 20
 
 // shardCounters mirror the metrics for Stats.
 type shardCounters struct {
-	writeErrors, flushes, bufferFull, written, dropped atomic.Int64
+	writeErrors, flushes, bufferFull, written, dropped, duplicates atomic.Int64
 }
 
 // chanState tracks one channel's messages admitted on this node and not
@@ -95,6 +96,34 @@ type chunk struct {
 	wf         string    // writer field: this Log's, or an old segment's
 	pos        int64     // spool position of the first message (-1: none)
 	seg        *spoolSeg // old segment the chunk was replayed from, or nil
+
+	// A batch with an idempotency key is a chunk of its own, whole (not
+	// bounded by MaxEntryMessages or MaxEntryBytes): the append script
+	// stores it once per key, all or nothing.
+	keyed bool
+	key   keyDigest
+	count int  // keyed, replayed: the batch's message count
+	dup   bool // keyed: the script found its key stored before
+}
+
+// keyDigest is the digest of an idempotency key kept in Redis and in the
+// spool: the first 16 bytes of its SHA-256.
+type keyDigest [keySize]byte
+
+const keySize = 16
+
+func digestKey(key string) keyDigest {
+	sum := sha256.Sum256([]byte(key))
+	return keyDigest(sum[:keySize])
+}
+
+// add appends a message.
+func (c *chunk) add(t int64, msg []byte) {
+	c.d = appendRecord(c.d, t, msg)
+	c.n++
+	c.bytes += len(msg)
+	c.cum = binary.BigEndian.AppendUint32(c.cum, uint32(c.bytes))
+	c.tmin, c.tmax = min(c.tmin, t), max(c.tmax, t)
 }
 
 func newShard(l *Log, i int, url string, c *goredis.Client) *shard {
@@ -213,29 +242,32 @@ func (s *shard) copyIn(b *channels.Batch, now int64) {
 	}
 	maxMsgs, maxBytes := s.l.cfg.MaxEntryMessages, s.l.cfg.MaxEntryBytes
 	p := s.spool
+	var kc *chunk
+	var key *keyDigest
+	if b.Key != "" {
+		// A chunk of its own, closed to later messages.
+		kc = s.startChunk(b.ChannelID, st, t)
+		kc.keyed, kc.key, kc.count = true, digestKey(b.Key), b.Len()
+		key = &kc.key
+		st.open = nil
+	}
 	for i := range b.Len() {
 		msg := b.Message(i)
-		c := st.open
-		if c == nil || c.n >= maxMsgs || c.n > 0 && len(c.d)+recordHeader+len(msg) > maxBytes {
-			c = s.newChunk(b.ChannelID, st)
-			c.tmin = t
-			st.open = c
-			s.queue = append(s.queue, c)
-			if p != nil {
-				c.pos = p.end
+		c := kc
+		if c == nil {
+			c = st.open
+			if c == nil || c.n >= maxMsgs || c.n > 0 && len(c.d)+recordHeader+len(msg) > maxBytes {
+				c = s.startChunk(b.ChannelID, st, t)
+				st.open = c
 			}
 		}
 		c.seq = st.base + st.admitted + uint64(i) + 1
 		if p != nil {
-			p.add(c.seq, t, b.ChannelID, msg)
+			p.add(c.seq, t, b.ChannelID, msg, key, b.Len())
 		}
 		startLen := len(c.d)
-		c.d = appendRecord(c.d, t, msg)
+		c.add(t, msg)
 		s.bytes += int64(len(c.d) - startLen)
-		c.n++
-		c.bytes += len(msg)
-		c.cum = binary.BigEndian.AppendUint32(c.cum, uint32(c.bytes))
-		c.tmin, c.tmax = min(c.tmin, t), max(c.tmax, t)
 	}
 	st.admitted += uint64(b.Len())
 	s.maxSeq = max(s.maxSeq, st.base+st.admitted)
@@ -247,6 +279,17 @@ func (s *shard) copyIn(b *channels.Batch, now int64) {
 		default:
 		}
 	}
+}
+
+// startChunk queues a new chunk for a message at time t. s.mu is held.
+func (s *shard) startChunk(ch string, st *chanState, t int64) *chunk {
+	c := s.newChunk(ch, st)
+	c.tmin = t
+	s.queue = append(s.queue, c)
+	if s.spool != nil {
+		c.pos = s.spool.end
+	}
+	return c
 }
 
 func (s *shard) newChunk(ch string, st *chanState) *chunk {
@@ -461,6 +504,7 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 	if l.cfg.Expire > 0 {
 		expire = l.cfg.Expire.Milliseconds()
 	}
+	window := l.cfg.DedupWindow.Microseconds()
 	for i, c := range todo {
 		r := l.retention(c.ch)
 		var cutoff int64
@@ -468,9 +512,13 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 			cutoff = nowT.Add(-r.Age).UnixNano()
 		}
 		stream, idx, meta := logKeys(c.ch)
-		cmds[i] = appendScript.EvalSha(ctx, pipe, []string{stream, idx, meta},
+		var key []byte
+		if c.keyed {
+			key = c.key[:]
+		}
+		cmds[i] = appendScript.EvalSha(ctx, pipe, []string{stream, idx, meta, keysKey(c.ch)},
 			c.wf, c.seq, c.prev, l.newEpoch(), c.n, c.bytes, c.tmin, c.tmax, c.d, c.cum,
-			r.Count, r.Bytes, cutoff, r.Keep, expire, nowT.UnixMicro())
+			r.Count, r.Bytes, cutoff, r.Keep, expire, nowT.UnixMicro(), key, window, l.cfg.DedupMaxKeys)
 	}
 	_, err := pipe.Exec(ctx)
 	if err == nil {
@@ -502,14 +550,20 @@ func (s *shard) exec(todo []*chunk) ([]*chunk, error) {
 	return rest, firstErr
 }
 
-// afterWrite tells the follower about new epochs created by these writes.
+// afterWrite tells the follower about new epochs created by these writes
+// and marks the keyed chunks that were not stored (duplicates).
 func (s *shard) afterWrite(done []*chunk, cmds []*goredis.Cmd) {
 	for i, c := range done {
 		vals, _ := cmds[i].Slice()
 		if len(vals) == 2 {
-			if first, _ := vals[1].(int64); first == 1 {
+			switch first, _ := vals[1].(int64); first {
+			case 1:
 				epoch, _ := vals[0].(string)
 				s.fol.epochChanged(c.ch, epoch)
+			case -1:
+				c.dup = true
+				inc(s.m.duplicates, 1)
+				s.stats.duplicates.Add(1)
 			}
 		}
 	}
@@ -528,7 +582,7 @@ func (s *shard) finish(round, lost []*chunk) {
 		s.stats.dropped.Add(int64(c.n))
 		s.l.lost.Add(int64(c.n))
 	}
-	var msgs int
+	var msgs, stored int
 	now := s.l.cfg.Now().UnixNano()
 	var remove []string
 	var oldDone []*spoolSeg
@@ -552,6 +606,9 @@ func (s *shard) finish(round, lost []*chunk) {
 		s.bytes -= int64(len(c.d))
 		s.pendingMsgs -= c.n
 		msgs += c.n
+		if !c.dup {
+			stored += c.n
+		}
 		s.written[c.ch] = now
 		c.st = nil
 		if size := int64(cap(c.d) + cap(c.cum)); cap(c.d) <= 2*s.l.cfg.MaxEntryBytes && s.freeBytes+size <= maxFreeBytes {
@@ -570,9 +627,9 @@ func (s *shard) finish(round, lost []*chunk) {
 	setGauge(s.m.bufferBytes, s.bytes)
 	s.mu.Unlock()
 	inc(s.m.flushes, 1)
-	inc(s.m.written, msgs)
+	inc(s.m.written, stored)
 	s.stats.flushes.Add(1)
-	s.stats.written.Add(int64(msgs))
+	s.stats.written.Add(int64(stored))
 	clear(round)
 	s.l.removeSegments(remove)
 	for _, seg := range oldDone {

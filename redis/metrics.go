@@ -14,6 +14,7 @@ type Metrics struct {
 	bufferFull  *prometheus.CounterVec
 	written     *prometheus.CounterVec
 	dropped     *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -46,6 +47,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "plexus_redis_messages_dropped_total",
 			Help: "Accepted messages given up after repeated non-retryable errors or at shutdown.",
 		}, label),
+		duplicates: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_redis_duplicate_batches_total",
+			Help: "Batches not stored because the channel stored their idempotency key before.",
+		}, label),
 	}
 	return m
 }
@@ -54,6 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type shardMetrics struct {
 	bufferBytes                                        prometheus.Gauge
 	writeErrors, flushes, bufferFull, written, dropped prometheus.Counter
+	duplicates                                         prometheus.Counter
 }
 
 func (m *Metrics) shard(name string) shardMetrics {
@@ -67,6 +73,7 @@ func (m *Metrics) shard(name string) shardMetrics {
 		bufferFull:  m.bufferFull.WithLabelValues(name),
 		written:     m.written.WithLabelValues(name),
 		dropped:     m.dropped.WithLabelValues(name),
+		duplicates:  m.duplicates.WithLabelValues(name),
 	}
 }
 

@@ -35,7 +35,19 @@ import (
 //	uint32 length of what follows
 //	uint64 write sequence number of the message (see chunk.seq)
 //	int64  ingest time (Unix ns)
-//	uint16 channel id length | channel id | message
+//	uint16 channel id length | channel id | [key fields] | message
+//
+// A message of a batch with an idempotency key has the length's top bit
+// (0x8000) set and key fields after the channel id: the key's digest (16
+// bytes, see keysKey) and uint32 the batch's message count. A keyed
+// batch's records are consecutive in one segment (they are added under
+// the shard's lock and handed to the file together); a replay makes them
+// one chunk again, as they were, and drops a keyed batch whose records
+// are not all there (a torn tail): it was not acknowledged (neither
+// written to Redis, where the replay would skip it, nor fsynced), and
+// writing part of it under its key would make the client's retry store
+// nothing of the rest. Segments with keyed records cannot be read by a
+// Plexus version from before keys (they end at the first one, as torn).
 //
 // A message's sequence number is the one its stream entry carries (the
 // entry's is its last message's), under the writer field of the segment,
@@ -43,10 +55,12 @@ import (
 // append script and skipped when the segment is replayed.
 
 const (
-	spoolMagic    = "PXSPOOL1"
-	spoolExt      = ".spool"
-	spoolRecFixed = 26 // crc, length, seq, time, channel length
-	spoolDirLock  = "LOCK"
+	spoolMagic     = "PXSPOOL1"
+	spoolExt       = ".spool"
+	spoolRecFixed  = 26 // crc, length, seq, time, channel length
+	spoolKeyFields = 20 // digest, batch message count
+	spoolKeyFlag   = 0x8000
+	spoolDirLock   = "LOCK"
 
 	// DefaultSpoolBytes is the default of LogConfig.SpoolBytes.
 	DefaultSpoolBytes = 1 << 30
@@ -57,19 +71,33 @@ const (
 var spoolCRC = crc32.MakeTable(crc32.Castagnoli)
 
 // spoolRecordSize is the size of a message's spool record.
-func spoolRecordSize(channelID string, msgLen int) int64 {
-	return int64(spoolRecFixed + len(channelID) + msgLen)
+func spoolRecordSize(channelID string, msgLen int, keyed bool) int64 {
+	n := int64(spoolRecFixed + len(channelID) + msgLen)
+	if keyed {
+		n += spoolKeyFields
+	}
+	return n
 }
 
-// appendSpoolRecord appends one record to b.
-func appendSpoolRecord(b []byte, seq uint64, t int64, channelID string, msg []byte) []byte {
+// appendSpoolRecord appends one record to b; key is nil for a message
+// without an idempotency key, else count is its batch's message count.
+func appendSpoolRecord(b []byte, seq uint64, t int64, channelID string, msg []byte, key *keyDigest, count int) []byte {
 	start := len(b)
+	cl, size := uint16(len(channelID)), spoolRecFixed-8+len(channelID)+len(msg)
+	if key != nil {
+		cl |= spoolKeyFlag
+		size += spoolKeyFields
+	}
 	b = append(b, 0, 0, 0, 0)
-	b = binary.BigEndian.AppendUint32(b, uint32(spoolRecFixed-8+len(channelID)+len(msg)))
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
 	b = binary.BigEndian.AppendUint64(b, seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(t))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(channelID)))
+	b = binary.BigEndian.AppendUint16(b, cl)
 	b = append(b, channelID...)
+	if key != nil {
+		b = append(b, key[:]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(count))
+	}
 	b = append(b, msg...)
 	binary.BigEndian.PutUint32(b[start:], crc32.Checksum(b[start+4:], spoolCRC))
 	return b
@@ -101,10 +129,22 @@ func parseSpoolHeader(data []byte) (run int64, writerField string, size int, err
 	return run, writerField, size, nil
 }
 
+// spoolRecord is a parsed spool record; its slices point into the segment.
+type spoolRecord struct {
+	seq       uint64
+	t         int64
+	channelID []byte
+	msg       []byte
+	key       *keyDigest // nil: none
+	count     int        // keyed: the batch's message count
+}
+
 // parseSpoolRecords calls fn for each record of data (a segment after its
 // header) until its end or the first torn or corrupt record, and returns
 // the number of bytes from there to the end (0 when the segment is whole).
-func parseSpoolRecords(data []byte, fn func(seq uint64, t int64, channelID, msg []byte)) (bad int) {
+func parseSpoolRecords(data []byte, fn func(r *spoolRecord)) (bad int) {
+	var r spoolRecord
+	var key keyDigest
 	for len(data) > 0 {
 		if len(data) < spoolRecFixed {
 			return len(data)
@@ -115,10 +155,21 @@ func parseSpoolRecords(data []byte, fn func(seq uint64, t int64, channelID, msg 
 		}
 		rec := data[8 : 8+n]
 		cl := int(binary.BigEndian.Uint16(rec[16:18]))
-		if 18+cl > n {
+		keyed := cl&spoolKeyFlag != 0
+		cl &^= spoolKeyFlag
+		end := 18 + cl
+		if keyed {
+			end += spoolKeyFields
+		}
+		if end > n {
 			return len(data)
 		}
-		fn(binary.BigEndian.Uint64(rec), int64(binary.BigEndian.Uint64(rec[8:])), rec[18:18+cl], rec[18+cl:])
+		r = spoolRecord{seq: binary.BigEndian.Uint64(rec), t: int64(binary.BigEndian.Uint64(rec[8:])), channelID: rec[18 : 18+cl], msg: rec[end:]}
+		if keyed {
+			copy(key[:], rec[18+cl:])
+			r.key, r.count = &key, int(binary.BigEndian.Uint32(rec[18+cl+keySize:]))
+		}
+		fn(&r)
 		data = data[8+n:]
 	}
 	return 0
@@ -353,10 +404,11 @@ func (p *spool) signal() {
 	}
 }
 
-// add appends a message's record. s.mu is held.
-func (p *spool) add(seq uint64, t int64, channelID string, msg []byte) {
-	p.buf = appendSpoolRecord(p.buf, seq, t, channelID, msg)
-	n := spoolRecordSize(channelID, len(msg))
+// add appends a message's record (key: see appendSpoolRecord). s.mu is
+// held.
+func (p *spool) add(seq uint64, t int64, channelID string, msg []byte, key *keyDigest, count int) {
+	p.buf = appendSpoolRecord(p.buf, seq, t, channelID, msg, key, count)
+	n := spoolRecordSize(channelID, len(msg), key != nil)
 	p.end += n
 	p.size.Add(n)
 }
@@ -494,11 +546,18 @@ func (l *Log) replay(o oldSegment, owner *spool) (msgs int, bad int, err error) 
 	}
 	now := l.cfg.Now().UnixNano()
 	open := map[string]*chunk{}
+	var chunks []*chunk // in the order they were started
 	maxMsgs, maxBytes := l.cfg.MaxEntryMessages, l.cfg.MaxEntryBytes
-	bad = parseSpoolRecords(data[hsize:], func(seq uint64, t int64, chb, msg []byte) {
-		c := open[string(chb)]
-		if c == nil || seq != c.seq+1 || c.n >= maxMsgs || len(c.d)+recordHeader+len(msg) > maxBytes {
-			ch := string(chb)
+	bad = parseSpoolRecords(data[hsize:], func(r *spoolRecord) {
+		c := open[string(r.channelID)]
+		next := c != nil && r.seq == c.seq+1
+		if r.key != nil {
+			next = next && c.keyed && c.key == *r.key && c.n < c.count
+		} else {
+			next = next && !c.keyed && c.n < maxMsgs && len(c.d)+recordHeader+len(r.msg) <= maxBytes
+		}
+		if !next {
+			ch := string(r.channelID)
 			s := l.shardFor(ch)
 			st := s.chans[ch]
 			if st == nil {
@@ -506,25 +565,35 @@ func (l *Log) replay(o oldSegment, owner *spool) (msgs int, bad int, err error) 
 				s.chans[ch] = st
 			}
 			c = s.newChunk(ch, st)
-			c.wf, c.seg, c.tmin = wf, seg, t
-			s.queue = append(s.queue, c)
-			s.replayLeft.Add(1)
-			seg.pending.Add(1)
+			c.wf, c.seg, c.tmin = wf, seg, r.t
+			if r.key != nil {
+				c.key, c.keyed, c.count = *r.key, true, r.count
+			}
+			chunks = append(chunks, c)
 			open[ch] = c
 		}
-		s := l.shardFor(c.ch)
-		startLen := len(c.d)
-		c.d = appendRecord(c.d, t, msg)
-		s.bytes += int64(len(c.d) - startLen)
-		c.n++
-		c.bytes += len(msg)
-		c.cum = binary.BigEndian.AppendUint32(c.cum, uint32(c.bytes))
-		c.tmin, c.tmax = min(c.tmin, t), max(c.tmax, t)
-		c.seq = seq
-		c.st.admitted++
-		s.pendingMsgs++
-		msgs++
+		c.add(r.t, r.msg)
+		c.seq = r.seq
 	})
+	partial := 0
+	for _, c := range chunks {
+		if c.keyed && c.n != c.count {
+			// A keyed batch cut by a torn tail (see the format above).
+			partial += c.n
+			continue
+		}
+		s := l.shardFor(c.ch)
+		s.queue = append(s.queue, c)
+		s.bytes += int64(len(c.d))
+		s.pendingMsgs += c.n
+		s.replayLeft.Add(1)
+		c.st.admitted += uint64(c.n)
+		seg.pending.Add(1)
+		msgs += c.n
+	}
+	if partial > 0 {
+		l.log.Warn().Int("messages", partial).Str("path", o.path).Msg("redis spool: dropped the part of a keyed batch a crash left (it was not acknowledged)")
+	}
 	if seg.pending.Load() == 0 {
 		l.dropSegment(seg)
 	}

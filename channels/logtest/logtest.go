@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Log, opts ...Options) {
 	}{
 		{"Offsets", testOffsets},
 		{"AppendDurable", testAppendDurable},
+		{"IdempotencyKey", testIdempotencyKey},
 		{"SeveralBatches", testSeveralBatches},
 		{"EmptyBatches", testEmptyBatches},
 		{"ReadLimits", testReadLimits},
@@ -195,6 +196,84 @@ func testAppendDurable(t *testing.T, s *suite) {
 	checkRecords(t, a, r, 1)
 	if err := s.log.AppendDurable(context.Background(), nil); err != nil {
 		t.Fatalf("AppendDurable(nil) = %v", err)
+	}
+}
+
+// keyedBatch returns messages from..to of ch in one batch with key.
+func keyedBatch(ch, key string, from, to uint64) *channels.Batch {
+	b := &channels.Batch{ChannelID: ch, Time: time.Now().UnixNano(), Key: key}
+	for i := from; i <= to; i++ {
+		b.Add(message(ch, i))
+	}
+	return b
+}
+
+func appendDurable(t *testing.T, l channels.Log, batches ...*channels.Batch) {
+	t.Helper()
+	if err := l.AppendDurable(context.Background(), batches); err != nil {
+		t.Fatalf("AppendDurable = %v", err)
+	}
+}
+
+// testIdempotencyKey: a batch whose key the channel stored before is not
+// stored again, also when sent concurrently; other keys, and the same key
+// in another channel, are stored; a keyed batch larger than a backend's
+// entries is stored whole, once; unkeyed messages around keyed batches
+// keep their order.
+func testIdempotencyKey(t *testing.T, s *suite) {
+	a, b := s.ch("a"), s.ch("b")
+	appendDurable(t, s.log, keyedBatch(a, "k1", 1, 3))
+	appendDurable(t, s.log, keyedBatch(a, "k1", 1, 3))
+	if next := info(t, s.log, a).Next; next != 4 {
+		t.Fatalf("after a keyed batch of 3 sent twice: next = %d, want 4", next)
+	}
+	appendDurable(t, s.log, keyedBatch(a, "k2", 4, 5), keyedBatch(b, "k1", 1, 2))
+	// A repeat in the same call as a new batch.
+	appendDurable(t, s.log, keyedBatch(a, "k2", 4, 5), keyedBatch(b, "k2", 3, 3))
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.log.AppendDurable(context.Background(), []*channels.Batch{keyedBatch(a, "k3", 6, 8)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent AppendDurable = %v", err)
+		}
+	}
+	if next := info(t, s.log, a).Next; next != 9 {
+		t.Fatalf("after a keyed batch of 3 sent 8 times at once: next = %d, want 9", next)
+	}
+
+	appendRange(t, s.log, a, 9, 10)
+	for range 2 {
+		appendDurable(t, s.log, keyedBatch(a, "k4", 11, 1200))
+	}
+	appendRange(t, s.log, a, 1201, 1202)
+	appendDurable(t, s.log, keyedBatch(a, "k4", 11, 1200))
+
+	for _, c := range []struct {
+		ch   string
+		next uint64
+	}{{a, 1203}, {b, 4}} {
+		if next := info(t, s.log, c.ch).Next; next != c.next {
+			t.Fatalf("%s: next = %d, want %d", c.ch, next, c.next)
+		}
+		from := channels.Cursor{Offset: 1}
+		for from.Offset < c.next {
+			res, r := read(t, s.log, c.ch, from, 0, 0)
+			if r.Len() == 0 {
+				t.Fatalf("%s: read from %d returned nothing, next %d", c.ch, from.Offset, c.next)
+			}
+			checkRecords(t, c.ch, r, from.Offset)
+			from = res.Next
+		}
 	}
 }
 
