@@ -96,21 +96,27 @@ func severityAndProcID(msg []byte) (int, []byte) {
 		p++
 	}
 	sev := pri & 7
-	// "<PRI>1 TS HOST APP PROCID"
+	if p >= len(msg) {
+		return sev, nil
+	}
+	// "<PRI>1 TS HOST APP PROCID": skip four fields (bytes.IndexByte is
+	// vectorized: a byte loop here cost a visible share of ingest).
 	for f := 0; f < 4; f++ {
-		for p < len(msg) && msg[p] != ' ' {
-			p++
+		i := bytes.IndexByte(msg[p:], ' ')
+		if i < 0 {
+			return sev, nil
 		}
+		p += i + 1
 		for p < len(msg) && msg[p] == ' ' {
 			p++
 		}
 	}
-	start := p
-	for p < len(msg) && msg[p] != ' ' {
-		p++
+	end := bytes.IndexByte(msg[p:], ' ')
+	if end < 0 {
+		end = len(msg) - p
 	}
-	if start == p {
+	if end == 0 {
 		return sev, nil
 	}
-	return sev, msg[start:p]
+	return sev, msg[p : p+end]
 }

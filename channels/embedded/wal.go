@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
 
 // segFile is one segment file of the write-ahead log, named by the log
@@ -57,10 +55,6 @@ func (l *Log) createSegment(base int64) (*segFile, error) {
 		}
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
-	// Reserve the segment's blocks now (the file's size is unchanged), so
-	// appends do not allocate blocks one write at a time. Best effort:
-	// filesystems without fallocate just allocate as they go.
-	_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, l.cfg.SegmentBytes)
 	return &segFile{base: base, path: path, f: f}, nil
 }
 
