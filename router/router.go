@@ -122,7 +122,7 @@ func (in *Ingester) Add(msg []byte) error {
 	}
 	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
 	in.n++
-	in.count(rt, msg)
+	in.countAfterToken(rt, msg, j)
 	if in.r.fh != nil {
 		in.firehose(rt, msg)
 	}

@@ -36,6 +36,29 @@ const maxTallies = 64
 // count counts msg (RFC 5424) as received by rt's channel.
 func (in *Ingester) count(rt channels.Route, msg []byte) { in.tallyMsg(rt, msg, -1) }
 
+// countAfterToken is count for a message whose token ends at j: when the
+// token is the APP-NAME, the PROCID follows it and the scan for it starts
+// there (the timestamp, host and token are not scanned again).
+func (in *Ingester) countAfterToken(rt channels.Route, msg []byte, j int) {
+	if in.r.stats == nil {
+		return
+	}
+	if j >= len(msg) || msg[j] != ' ' {
+		in.tallyMsg(rt, msg, -1) // token in structured data
+		return
+	}
+	pri := 0
+	for p := 1; p < len(msg) && msg[p] >= '0' && msg[p] <= '9'; p++ {
+		pri = pri*10 + int(msg[p]-'0')
+	}
+	rest := msg[j+1:]
+	end := bytes.IndexByte(rest, ' ')
+	if end < 0 {
+		end = len(rest)
+	}
+	in.tally(rt, pri&7, rest[:end], -1)
+}
+
 // countDropped counts a message of rt's channel dropped at ingest.
 func (in *Ingester) countDropped(rt channels.Route, msg []byte, reason stats.Reason) {
 	in.tallyMsg(rt, msg, int8(reason))
@@ -46,6 +69,11 @@ func (in *Ingester) tallyMsg(rt channels.Route, msg []byte, reason int8) {
 		return
 	}
 	sev, procid := severityAndProcID(msg)
+	in.tally(rt, sev, procid, reason)
+}
+
+// tally adds one message with that severity and PROCID to the tallies.
+func (in *Ingester) tally(rt channels.Route, sev int, procid []byte, reason int8) {
 	proc := stats.ProcessType(procid)
 	for i := range in.tallies {
 		t := &in.tallies[i]
