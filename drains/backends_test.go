@@ -48,7 +48,18 @@ func TestEpochReset(t *testing.T) {
 		waitFor(t, "10 messages", func() bool { return len(r.stream().msgs) >= 10 })
 		e.reopen()
 		e.appendN(10)
-		waitFor(t, "20 messages", func() bool { return len(r.stream().msgs) >= 20 })
+		deadline := time.Now().Add(15 * time.Second)
+		for len(r.stream().msgs) < 20 {
+			if time.Now().After(deadline) {
+				info, _ := e.log.Info(context.Background(), e.ch.ID)
+				st, _ := e.m.Status(d.ID)
+				cur, _ := e.store.DrainCursor(context.Background(), d.ID)
+				var recs channels.Records
+				res, err := e.log.Read(context.Background(), e.ch.ID, channels.Cursor{}, 0, 0, &recs)
+				t.Fatalf("stuck: got %d msgs %q; info %+v; status %+v; cursor %+v; read0 %+v %d %v", len(r.stream().msgs), r.stream().msgs, info, st, cur, res, recs.Len(), err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		wantSeq(t, r.stream().msgs, 0, 20)
 		r.check()
 	})
@@ -73,7 +84,18 @@ func TestEpochReset(t *testing.T) {
 		waitFor(t, "10 messages", func() bool { return len(r.stream().msgs) >= 10 })
 		srv.Restart(t)
 		e.appendN(10)
-		waitFor(t, "20 messages", func() bool { return len(r.stream().msgs) >= 20 })
+		deadline := time.Now().Add(15 * time.Second)
+		for len(r.stream().msgs) < 20 {
+			if time.Now().After(deadline) {
+				info, _ := e.log.Info(context.Background(), e.ch.ID)
+				st, _ := e.m.Status(d.ID)
+				cur, _ := e.store.DrainCursor(context.Background(), d.ID)
+				var recs channels.Records
+				res, err := e.log.Read(context.Background(), e.ch.ID, channels.Cursor{}, 0, 0, &recs)
+				t.Fatalf("stuck: got %d msgs %q; info %+v; status %+v; cursor %+v; read0 %+v %d %v", len(r.stream().msgs), r.stream().msgs, info, st, cur, res, recs.Len(), err)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		wantSeq(t, r.stream().msgs, 0, 20)
 		r.check()
 	})
