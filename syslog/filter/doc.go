@@ -15,6 +15,18 @@
 // A Matcher is compiled once per drain or session (Compile) and evaluates
 // one message at a time. It is not safe for concurrent use.
 //
+// # The fast path
+//
+// Compile lowers the common expressions to plain Go closures (fast.go): a
+// field compared with a constant (==, !=, <, <=, >, >=, contains,
+// startsWith, endsWith, matches with a constant pattern, in / not in a
+// constant list, time against date("...")), combined with &&, ||, !, and
+// the words and/or/not. Those run without expr's VM, 3-6 times faster
+// (BenchmarkMatchFields: about 40 ns against 225 ns for
+// `severity <= 6 && app != "nope"`). Anything else (sd(), one field against
+// another, arithmetic, builtins) runs on the VM. Both compute the same
+// answer: TestFastPathAgrees and FuzzFastPath compare them.
+//
 // # Allocation
 //
 // Match parses the message with [syslog.Parse] (no allocation) and does not

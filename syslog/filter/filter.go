@@ -45,6 +45,7 @@ type Matcher struct {
 	src  string
 	prog *vm.Program
 	vm   vm.VM
+	fast pred // the program lowered to closures, when it can be (fast.go)
 	env  map[string]any
 	time bool // the expression reads time: parse TIMESTAMP
 
@@ -90,6 +91,9 @@ func Compile(src string) (*Matcher, error) {
 		return nil, compileError(err)
 	}
 	m.prog, m.time = prog, uses.time
+	if p, ok := lower(prog.Node()); ok {
+		m.fast = p
+	}
 	return m, nil
 }
 
@@ -130,16 +134,19 @@ func (m *Matcher) MatchFields(f syslog.Fields) bool {
 	if m.time {
 		m.ts, _ = ParseTimestamp(f.Timestamp)
 	}
-	out, err := m.vm.Run(m.prog, m.env)
+	var pass bool
+	if m.fast != nil {
+		pass = m.fast(m)
+	} else {
+		out, err := m.vm.Run(m.prog, m.env)
+		b, _ := out.(bool)
+		pass = err == nil && b
+		clear(m.sdCells[:])
+	}
 	// Drop the views: nothing may outlive the message.
 	m.hostname, m.app, m.procid, m.msgid, m.msg = "", "", "", "", ""
 	m.sd = nil
-	clear(m.sdCells[:])
-	if err != nil {
-		return false
-	}
-	b, _ := out.(bool)
-	return b
+	return pass
 }
 
 // view returns b as a string without copying; valid while b is unchanged.

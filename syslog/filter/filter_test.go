@@ -125,9 +125,12 @@ func TestMatchAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Compile(%q): %v", tt.expr, err)
 		}
-		m.Match(msg) // warm the VM's stack
-		if n := testing.AllocsPerRun(200, func() { m.Match(msg) }); n != tt.allocs {
-			t.Errorf("Match with %q: %v allocations per message, want %v", tt.expr, n, tt.allocs)
+		// Both paths: the fast one (fast.go) where it applies, and the VM.
+		for _, m := range []*Matcher{m, onVM(t, tt.expr)} {
+			m.Match(msg) // warm the VM's stack
+			if n := testing.AllocsPerRun(200, func() { m.Match(msg) }); n != tt.allocs {
+				t.Errorf("Match with %q (fast path %v): %v allocations per message, want %v", tt.expr, m.fast != nil, n, tt.allocs)
+			}
 		}
 	}
 }
