@@ -108,13 +108,9 @@ func (in *Ingester) Add(msg []byte) error {
 	if !ok {
 		return ErrMalformed
 	}
-	i, j, ok := syslog.FindToken(msg)
-	if !ok {
-		return ErrMalformed
-	}
-	rt, ok := in.r.tokens.LookupToken(msg[i:j])
-	if !ok {
-		return ErrUnknownToken
+	rt, i, j, err := in.route(msg)
+	if err != nil {
+		return err
 	}
 	if !in.admit(rt, len(msg)) {
 		in.countDropped(rt, msg, stats.RateLimit)
@@ -154,6 +150,26 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 		in.firehose(rt, msg)
 	}
 	return nil
+}
+
+// route finds msg's token (msg[i:j]) and its route. The common case, a
+// known token as APP-NAME, skips FindToken's validation: known tokens are
+// valid ones.
+func (in *Ingester) route(msg []byte) (rt channels.Route, i, j int, err error) {
+	if i, j, ok := syslog.TokenShapedAppName(msg); ok {
+		if rt, ok := in.r.tokens.LookupToken(msg[i:j]); ok {
+			return rt, i, j, nil
+		}
+	}
+	i, j, ok := syslog.FindToken(msg)
+	if !ok {
+		return rt, 0, 0, ErrMalformed
+	}
+	rt, ok = in.r.tokens.LookupToken(msg[i:j])
+	if !ok {
+		return rt, 0, 0, ErrUnknownToken
+	}
+	return rt, i, j, nil
 }
 
 // normalize returns msg as RFC 5424, converting RFC 3164 into in.scratch.

@@ -133,6 +133,13 @@ func FuzzFindToken(f *testing.F) {
 	}
 	other := []byte("t.00000000-AAAA-bbbb-0000-123456789abc")
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		// The router's shortcut: a token-shaped APP-NAME that is a valid
+		// token is exactly what FindToken finds.
+		if si, sj, ok := TokenShapedAppName(msg); ok && isToken(msg[si:sj]) {
+			if i, j, ok := FindToken(msg); !ok || i != si || j != sj {
+				t.Fatalf("TokenShapedAppName(%q) = %d, %d; FindToken = %d, %d, %v", msg, si, sj, i, j, ok)
+			}
+		}
 		i, j, ok := FindToken(msg)
 		if !ok {
 			return

@@ -27,7 +27,7 @@ var nilValue = []byte("-")
 
 // isSpace reports whether c is whitespace in the sense of PCRE's \s.
 func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+	return c == ' ' || c-'\t' <= '\r'-'\t' // \t \n \v \f \r are 9-13
 }
 
 // field returns the end of the \S+ run starting at p (p itself if empty).

@@ -11,27 +11,27 @@ func isToken(b []byte) bool {
 }
 
 func isUUID(b []byte) bool {
-	if len(b) != 36 {
+	if len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
+	// One table load per byte; the dashes are not hex, so skip them.
+	ok := true
 	for i, c := range b {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !isHex(c) {
-				return false
-			}
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
 		}
+		ok = ok && hexDigit[c]
 	}
-	return true
+	return ok
 }
 
-func isHex(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
-}
+// hexDigit[c] reports whether c is a hexadecimal digit.
+var hexDigit = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF") {
+		t[c] = true
+	}
+	return t
+}()
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
@@ -67,17 +67,11 @@ func findToken5424(msg []byte) (i, j int, ok bool) {
 	var start, end int
 	// TS, HOST, APP-NAME, PROCID, MSGID
 	for f := 0; f < 5; f++ {
-		for p < len(msg) && msg[p] == ' ' {
-			p++
-		}
-		start = p
-		for p < len(msg) && msg[p] != ' ' {
-			p++
-		}
-		end = p
+		start, end = nextField(msg, p)
 		if start == end {
 			return 0, 0, false
 		}
+		p = end
 		if f == 2 && isToken(msg[start:end]) {
 			return start, end, true
 		}
@@ -98,6 +92,34 @@ func findToken5424(msg []byte) (i, j int, ok bool) {
 		p = e
 	}
 	return 0, 0, false
+}
+
+// nextField returns the bounds of the field at p, after a run of spaces.
+func nextField(msg []byte, p int) (start, end int) {
+	for p < len(msg) && msg[p] == ' ' {
+		p++
+	}
+	if k := bytes.IndexByte(msg[p:], ' '); k >= 0 {
+		return p, p + k
+	}
+	return p, len(msg)
+}
+
+// TokenShapedAppName returns the APP-NAME of an RFC 5424 line when it has a
+// token's shape ("t." and 38 bytes long), without checking the UUID: for a
+// caller that looks it up among known tokens first, and calls [FindToken]
+// only when that fails (the known tokens are valid, so a hit is what
+// FindToken would have found).
+func TokenShapedAppName(msg []byte) (i, j int, ok bool) {
+	if !Is5424(msg) {
+		return 0, 0, false
+	}
+	p := bytes.IndexByte(msg, ' ') + 1
+	for f := 0; f < 3; f++ {
+		i, j = nextField(msg, p)
+		p = j
+	}
+	return i, j, j-i == tokenLen && msg[i] == 't' && msg[i+1] == '.'
 }
 
 // sdToken looks for token="t.<uuid>" in the SD element msg[p:] (which starts

@@ -97,3 +97,29 @@ func BenchmarkFindToken(b *testing.B) {
 		})
 	}
 }
+
+func TestTokenShapedAppName(t *testing.T) {
+	tests := []struct {
+		msg  string
+		want string // "" = not ok
+	}{
+		{"<134>1 2012-12-10T03:00:48Z host " + tok + " web.1 - - hi", tok},
+		{"<134>1 2012-12-10T03:00:48Z  host   " + tok + " web.1 - - hi", tok}, // runs of spaces, as FindToken
+		{"<134>1 2012-12-10T03:00:48Z host " + tok, tok},
+		{"<134>1 2012-12-10T03:00:48Z host t.not-a-uuid-but-38-bytes-long-xxxxxxx web.1 - - hi", "t.not-a-uuid-but-38-bytes-long-xxxxxxx"}, // shape only: the caller looks it up
+		{"<134>1 2012-12-10T03:00:48Z host app web.1 - [plexus token=\"" + tok + "\"] hi", ""},
+		{"<13>Jan  2 15:04:05 myhost " + tok + "[123]: hello", ""}, // RFC 3164: FindToken's job
+		{"<134>1 2012-12-10T03:00:48Z host", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		i, j, ok := TokenShapedAppName([]byte(tt.msg))
+		got := ""
+		if ok {
+			got = tt.msg[i:j]
+		}
+		if got != tt.want {
+			t.Errorf("TokenShapedAppName(%q) = %q, want %q", tt.msg, got, tt.want)
+		}
+	}
+}
