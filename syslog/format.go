@@ -75,10 +75,21 @@ func AppendSessionLine(dst []byte, f Fields) []byte {
 // "LEN <PRI>1 TIMESTAMP host APP PROCID - MSG\n", where LEN counts the bytes
 // after its space including the always-added '\n'.
 func AppendLogsFrame(dst []byte, f Fields) []byte {
-	dst, start := beginFrame(dst)
+	dst = appendLen(dst, drainBodyLen(f)+1)
 	dst = appendDrainBody(dst, f)
-	dst = append(dst, '\n')
-	return endFrame(dst, start)
+	return append(dst, '\n')
+}
+
+// appendLen appends "LEN ". The per-message frames below know their length
+// before writing them (no second pass, no move).
+func appendLen(dst []byte, n int) []byte {
+	dst = strconv.AppendUint(dst, uint64(n), 10)
+	return append(dst, ' ')
+}
+
+// drainBodyLen is the length of what appendDrainBody appends.
+func drainBodyLen(f Fields) int {
+	return len("<>1 ") + len(f.Pri) + len(f.Timestamp) + len(" host ") + len(f.AppName) + 1 + len(f.ProcID) + len(" - ") + len(f.Msg)
 }
 
 // appendDrainBody appends "<PRI>1 TIMESTAMP host APP PROCID - MSG".
@@ -99,9 +110,8 @@ func appendDrainBody(dst []byte, f Fields) []byte {
 // "LEN <PRI>1 TIMESTAMP host APP PROCID - MSG": no structured data and no
 // added newline, as Logplex sends it.
 func AppendHTTPDrainFrame(dst []byte, f Fields) []byte {
-	dst, start := beginFrame(dst)
-	dst = appendDrainBody(dst, f)
-	return endFrame(dst, start)
+	dst = appendLen(dst, drainBodyLen(f))
+	return appendDrainBody(dst, f)
 }
 
 // AppendSyslogDrainFrame appends the syslog (TCP/TLS) drain frame of a
@@ -109,7 +119,12 @@ func AppendHTTPDrainFrame(dst []byte, f Fields) []byte {
 // '\n' is added only when MSG does not already end with one and is counted
 // in LEN.
 func AppendSyslogDrainFrame(dst []byte, drainToken string, f Fields) []byte {
-	dst, start := beginFrame(dst)
+	nl := !endsWithNewline(f.Msg)
+	n := len("<>1 ") + len(f.Pri) + len(f.Timestamp) + 1 + len(drainToken) + 1 + len(f.AppName) + 1 + len(f.ProcID) + len(" - - ") + len(f.Msg)
+	if nl {
+		n++
+	}
+	dst = appendLen(dst, n)
 	dst = append(dst, '<')
 	dst = append(dst, f.Pri...)
 	dst = append(dst, ">1 "...)
@@ -122,10 +137,10 @@ func AppendSyslogDrainFrame(dst []byte, drainToken string, f Fields) []byte {
 	dst = append(dst, f.ProcID...)
 	dst = append(dst, " - - "...)
 	dst = append(dst, f.Msg...)
-	if !endsWithNewline(f.Msg) {
+	if nl {
 		dst = append(dst, '\n')
 	}
-	return endFrame(dst, start)
+	return dst
 }
 
 func appendL10Text(dst []byte, n uint64, since time.Time) []byte {

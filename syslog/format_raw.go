@@ -19,9 +19,8 @@ func AppendRawLine(dst, msg []byte) []byte {
 // drain frames in Logplex's format): an HTTP drain frame in the rfc5424
 // format.
 func AppendRawHTTPDrainFrame(dst, msg []byte) []byte {
-	dst, start := beginFrame(dst)
-	dst = append(dst, msg...)
-	return endFrame(dst, start)
+	dst = appendLen(dst, len(msg))
+	return append(dst, msg...)
 }
 
 // AppendRawSyslogDrainFrame appends "LEN MSG\n", the '\n' added only when
@@ -29,16 +28,18 @@ func AppendRawHTTPDrainFrame(dst, msg []byte) []byte {
 // frame in the rfc5424 format. The HOSTNAME is the message's own, not the
 // drain token.
 func AppendRawSyslogDrainFrame(dst, msg []byte) []byte {
-	dst, start := beginFrame(dst)
-	dst = AppendRawLine(dst, msg)
-	return endFrame(dst, start)
+	n := len(msg)
+	if !endsWithNewline(msg) {
+		n++
+	}
+	dst = appendLen(dst, n)
+	return AppendRawLine(dst, msg)
 }
 
 // AppendRawLogsFrame appends "LEN MSG\n" (the '\n' always added, as in
 // AppendLogsFrame): a v3 logs frame in the rfc5424 format.
 func AppendRawLogsFrame(dst, msg []byte) []byte {
-	dst, start := beginFrame(dst)
+	dst = appendLen(dst, len(msg)+1)
 	dst = append(dst, msg...)
-	dst = append(dst, '\n')
-	return endFrame(dst, start)
+	return append(dst, '\n')
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -208,6 +209,16 @@ func FuzzParse(f *testing.F) {
 		for _, b := range [][]byte{fs.Pri, fs.Timestamp, fs.Hostname, fs.AppName, fs.ProcID, fs.MsgID} {
 			if len(b) == 0 || bytes.ContainsAny(b, " \t\n\r\v\f") {
 				t.Fatalf("Parse(%q): bad header field %q", msg, b)
+			}
+		}
+		// Every octet-counted frame's LEN is the length of what follows it.
+		for _, fr := range [][]byte{
+			AppendLogsFrame(nil, fs), AppendHTTPDrainFrame(nil, fs), AppendSyslogDrainFrame(nil, "d.x", fs),
+			AppendRawHTTPDrainFrame(nil, msg), AppendRawSyslogDrainFrame(nil, msg), AppendRawLogsFrame(nil, msg),
+		} {
+			sp := bytes.IndexByte(fr, ' ')
+			if n, err := strconv.Atoi(string(fr[:sp])); err != nil || n != len(fr)-sp-1 {
+				t.Fatalf("frame %q of %q: LEN %q, %d bytes follow", fr, msg, fr[:sp], len(fr)-sp-1)
 			}
 		}
 		line := appendRFC5424(nil, fs)
