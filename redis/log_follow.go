@@ -60,13 +60,23 @@ func newFollower(s *shard) *follower {
 	return &follower{s: s, chans: map[string]*watch{}, wakeup: make(chan struct{}, 1)}
 }
 
-// wait blocks until channelID has a message at offset >= next, its epoch
-// changes, ctx is done or the log is closed.
-func (f *follower) wait(ctx context.Context, channelID string, next uint64) error {
+// wait blocks until channelID has a message at offset >= next in epoch,
+// its epoch is not epoch, ctx is done or the log is closed. An empty epoch
+// is the one at the call (or, when Redis cannot be reached, at the first
+// check that reaches it).
+//
+// The waiter's epoch is the caller's when it gives one, never one read
+// here: the history the caller read in may have been lost since (a
+// restarted shard), and a new history that already reached next would
+// otherwise be taken for the caller's and never wake it.
+func (f *follower) wait(ctx context.Context, channelID, epoch string, next uint64) error {
 	w := &waiter{next: next, done: make(chan struct{})}
+	if epoch != "" {
+		w.epoch, w.known = epoch, true
+	}
 	m, err := f.s.meta(ctx, channelID, false)
 	if err == nil {
-		if m.next > next {
+		if m.next > next || (epoch != "" && m.epoch != epoch) {
 			return nil
 		}
 		w.epoch, w.known = m.epoch, true
