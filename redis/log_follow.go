@@ -53,6 +53,7 @@ type waiter struct {
 	next  uint64
 	epoch string // epoch when the wait began ("" if there was no log)
 	known bool   // epoch is known (false: Redis was unreachable)
+	check bool   // the meta could not be read at the call: check it at once
 	done  chan struct{}
 }
 
@@ -82,6 +83,8 @@ func (f *follower) wait(ctx context.Context, channelID, epoch string, next uint6
 		w.epoch, w.known = m.epoch, true
 	} else if ctx.Err() != nil {
 		return ctx.Err()
+	} else {
+		w.check = true
 	}
 	if !f.add(channelID, w) {
 		return channels.ErrClosed
@@ -110,7 +113,7 @@ func (f *follower) add(ch string, w *waiter) bool {
 		wt = &watch{waiters: map[*waiter]struct{}{}}
 		f.chans[ch] = wt
 		f.gen++
-	case !w.known:
+	case w.check:
 		wt.validated = false
 		f.gen++
 	case w.next <= wt.seen:
