@@ -519,7 +519,7 @@ func (st *stream) follow(ctx context.Context, cur channels.Cursor) error {
 		if st.recs.Len() > 0 {
 			continue // there may be more right away
 		}
-		if err := st.wait(ctx, cur.Offset); err != nil && !st.retry(ctx, err, &failures) {
+		if err := st.wait(ctx, cur); err != nil && !st.retry(ctx, err, &failures) {
 			return err
 		}
 	}
@@ -551,9 +551,9 @@ func (st *stream) retry(ctx context.Context, err error, failures *int) bool {
 	return true
 }
 
-// wait waits for the message at offset next. SSE streams write a
-// keep-alive comment every Heartbeat while idle.
-func (st *stream) wait(ctx context.Context, next uint64) error {
+// wait waits for the message at next (or a new history). SSE streams
+// write a keep-alive comment every Heartbeat while idle.
+func (st *stream) wait(ctx context.Context, next channels.Cursor) error {
 	if !st.sse {
 		return st.s.Log.Wait(ctx, st.ch, next)
 	}

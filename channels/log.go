@@ -54,9 +54,15 @@ type Log interface {
 	// the lowest offset is first. Only messages a Read would return count.
 	Seek(ctx context.Context, channelID string, t time.Time) (Cursor, error)
 
-	// Wait blocks until the channel has a message with offset >= next (in
-	// the current epoch), the epoch changed, or ctx is done (ctx.Err()).
-	Wait(ctx context.Context, channelID string, next uint64) error
+	// Wait blocks until the channel has a message with offset >=
+	// from.Offset in the epoch from.Epoch, its epoch is not from.Epoch (it
+	// returns at once when the epoch differs already), or ctx is done
+	// (ctx.Err()). Callers pass the Next of their last Read: a history
+	// that restarted between that Read and the Wait (or between two Waits)
+	// must wake them, even when the new history already reached the same
+	// offset. An empty from.Epoch stands for the epoch at the call (none
+	// when the log does not exist).
+	Wait(ctx context.Context, channelID string, from Cursor) error
 
 	// Info describes a channel's log; an unknown channel has an empty log
 	// (First = Next = 1).

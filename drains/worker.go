@@ -127,7 +127,7 @@ func (w *worker) run() {
 			if w.follow.Err() != nil {
 				break // shutting down, and everything is delivered
 			}
-			w.wait(res.Next.Offset)
+			w.wait(res.Next)
 			continue
 		}
 		now := w.m.now()
@@ -343,9 +343,11 @@ func lagSeconds(now time.Time, oldest int64) float64 {
 	return max(d, 0)
 }
 
-// wait blocks until the log has a message at next, storing a pending
-// position when it is due.
-func (w *worker) wait(next uint64) {
+// wait blocks until the log has a message at next (or a new history: the
+// epoch of next, the one read in, goes to every Wait, so that a restart
+// between the read and a Wait still wakes it), storing a pending position
+// when it is due.
+func (w *worker) wait(next channels.Cursor) {
 	pos := &w.st.pos
 	for {
 		ctx, cancel := w.follow, context.CancelFunc(func() {})

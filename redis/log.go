@@ -414,13 +414,13 @@ func (l *Log) Read(ctx context.Context, channelID string, from channels.Cursor, 
 }
 
 // Wait implements channels.Log.
-func (l *Log) Wait(ctx context.Context, channelID string, next uint64) error {
+func (l *Log) Wait(ctx context.Context, channelID string, from channels.Cursor) error {
 	if l.closed.Load() {
 		return channels.ErrClosed
 	}
 	s := l.shardFor(channelID)
 	s.barrier(ctx, channelID)
-	return s.fol.wait(ctx, channelID, max(next, 1))
+	return s.fol.wait(ctx, channelID, from.Epoch, max(from.Offset, 1))
 }
 
 // Info implements channels.Log.

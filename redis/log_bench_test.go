@@ -125,7 +125,7 @@ func BenchmarkLogAppendFollow(b *testing.B) {
 			}
 			cur = res.Next
 			if recs.Len() == 0 {
-				if err := r.Wait(context.Background(), ch, cur.Offset); err != nil {
+				if err := r.Wait(context.Background(), ch, cur); err != nil {
 					done <- err
 					return
 				}

@@ -96,7 +96,7 @@ func TestLogTwoNodes(t *testing.T) {
 			}
 			cur = res.Next
 			if r.Len() == 0 {
-				if err := b.Wait(ctx, ch, cur.Offset); err != nil {
+				if err := b.Wait(ctx, ch, cur); err != nil {
 					tail <- err
 					return
 				}
@@ -395,7 +395,7 @@ func TestLogManyTails(t *testing.T) {
 					}
 					cur = res.Next
 					if r.Len() == 0 {
-						if err := b.Wait(ctx, ch, cur.Offset); err != nil {
+						if err := b.Wait(ctx, ch, cur); err != nil {
 							errs <- err
 							return
 						}

@@ -53,6 +53,7 @@ type waiter struct {
 	next  uint64
 	epoch string // epoch when the wait began ("" if there was no log)
 	known bool   // epoch is known (false: Redis was unreachable)
+	check bool   // the meta could not be read at the call: check it at once
 	done  chan struct{}
 }
 
@@ -60,18 +61,30 @@ func newFollower(s *shard) *follower {
 	return &follower{s: s, chans: map[string]*watch{}, wakeup: make(chan struct{}, 1)}
 }
 
-// wait blocks until channelID has a message at offset >= next, its epoch
-// changes, ctx is done or the log is closed.
-func (f *follower) wait(ctx context.Context, channelID string, next uint64) error {
+// wait blocks until channelID has a message at offset >= next in epoch,
+// its epoch is not epoch, ctx is done or the log is closed. An empty epoch
+// is the one at the call (or, when Redis cannot be reached, at the first
+// check that reaches it).
+//
+// The waiter's epoch is the caller's when it gives one, never one read
+// here: the history the caller read in may have been lost since (a
+// restarted shard), and a new history that already reached next would
+// otherwise be taken for the caller's and never wake it.
+func (f *follower) wait(ctx context.Context, channelID, epoch string, next uint64) error {
 	w := &waiter{next: next, done: make(chan struct{})}
+	if epoch != "" {
+		w.epoch, w.known = epoch, true
+	}
 	m, err := f.s.meta(ctx, channelID, false)
 	if err == nil {
-		if m.next > next {
+		if m.next > next || (epoch != "" && m.epoch != epoch) {
 			return nil
 		}
 		w.epoch, w.known = m.epoch, true
 	} else if ctx.Err() != nil {
 		return ctx.Err()
+	} else {
+		w.check = true
 	}
 	if !f.add(channelID, w) {
 		return channels.ErrClosed
@@ -100,7 +113,7 @@ func (f *follower) add(ch string, w *waiter) bool {
 		wt = &watch{waiters: map[*waiter]struct{}{}}
 		f.chans[ch] = wt
 		f.gen++
-	case !w.known:
+	case w.check:
 		wt.validated = false
 		f.gen++
 	case w.next <= wt.seen:

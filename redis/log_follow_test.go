@@ -7,6 +7,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/test/redistest"
 )
 
@@ -26,7 +27,7 @@ func TestFollowerWaiterBehindDepartedOne(t *testing.T) {
 	defer cancel()
 	waitAsync := func(ctx context.Context, ch string, next uint64) <-chan error {
 		done := make(chan error, 1)
-		go func() { done <- l.Wait(ctx, ch, next) }()
+		go func() { done <- l.Wait(ctx, ch, channels.Cursor{Offset: next}) }()
 		return done
 	}
 	// watch reports a channel's state in the follower (ok: in the set).
@@ -125,4 +126,73 @@ func endFollowerRead(t *testing.T, f *follower, admin *goredis.Client) {
 			return !busy
 		})
 	})
+}
+
+// TestFollowerWaitAcrossRestart: a reader that read to the end of a
+// channel (offset 4 of an epoch) and then waits must wake when the shard
+// lost its data and another node appended as many messages again (a new
+// epoch, next offset 4 again). Wait used to take the epoch it found at the
+// call (or, with Redis unreachable, at the follower's next check) for the
+// caller's, and waited for offset 4 of the new history: the drain of
+// drains.TestEpochReset/redis stalled until a further message arrived.
+func TestFollowerWaitAcrossRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	reader := openTestLog(t, LogConfig{EpochCheckInterval: 50 * time.Millisecond}, srv)
+	writer := openTestLog(t, LogConfig{}, srv) // another node: its writes do not tell reader's follower
+	const a = "a"
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// toEnd appends 3 messages through writer and reads them through
+	// reader: the cursor is at offset 4 of the channel's epoch.
+	toEnd := func() channels.Cursor {
+		t.Helper()
+		appendN(t, writer, a, "w", 1, 3)
+		if err := writer.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		res, msgs, _ := readAll(t, reader, a, channels.Cursor{})
+		if len(msgs) != 3 || res.Next.Offset != 4 || res.Next.Epoch == "" {
+			t.Fatalf("read %d messages up to %+v, want 3 up to offset 4", len(msgs), res.Next)
+		}
+		return res.Next
+	}
+	waitAsync := func(from channels.Cursor) <-chan error {
+		done := make(chan error, 1)
+		go func() { done <- reader.Wait(ctx, a, from) }()
+		return done
+	}
+	expect := func(done <-chan error, what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("%s = %v, want nil", what, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not return: it waits in the new history", what)
+		}
+	}
+
+	// The restart and the new history come between the Read and the Wait.
+	cur := toEnd()
+	srv.Restart(t)
+	next := toEnd()
+	if next.Epoch == cur.Epoch {
+		t.Fatalf("epoch %s after the restart, want a new one", next.Epoch)
+	}
+	expect(waitAsync(cur), "Wait(cursor of the lost history)")
+
+	// The Wait begins while Redis is down (it cannot read the epoch).
+	srv.Stop(t)
+	done := waitAsync(next)
+	f := reader.shards[0].fol
+	within(t, 10*time.Second, "waiter registered", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		wt := f.chans[a]
+		return wt != nil && len(wt.waiters) == 1
+	})
+	srv.StartAgain(t)
+	toEnd()
+	expect(done, "Wait(cursor of the lost history) begun while Redis was down")
 }

@@ -448,7 +448,7 @@ func TestLogReadersSeeOnlyCommitted(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := l.Wait(ctx, "a", 6); err != nil {
+	if err := l.Wait(ctx, "a", channels.Cursor{Offset: 6}); err != nil {
 		t.Fatalf("Wait = %v (the wait should start a commit)", err)
 	}
 	if res, _ := l.Read(context.Background(), "a", res.Next, 0, 0, &r); r.Len() != 5 || res.Next.Offset != 11 {
@@ -456,7 +456,7 @@ func TestLogReadersSeeOnlyCommitted(t *testing.T) {
 	}
 	// A reader already waiting gets later appends committed at once.
 	done := make(chan error, 1)
-	go func() { done <- l.Wait(ctx, "a", 11) }()
+	go func() { done <- l.Wait(ctx, "a", channels.Cursor{Offset: 11}) }()
 	waitFor(t, "waiter registered", func() bool { return l.Waiters("a") == 1 })
 	appendN(t, l, "a", 11, 1, false)
 	if err := <-done; err != nil {
@@ -469,7 +469,7 @@ func TestLogWaiterLeavesNoLog(t *testing.T) {
 	defer l.Close()
 	for i := 0; i < 10; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		l.Wait(ctx, fmt.Sprint("ch", i), 1)
+		l.Wait(ctx, fmt.Sprint("ch", i), channels.Cursor{Offset: 1})
 		cancel()
 	}
 	if st := l.Stats(); st.Channels != 0 {

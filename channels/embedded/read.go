@@ -222,18 +222,23 @@ func (c *chanLog) missedSince(off uint64) int64 {
 	return c.lastTime
 }
 
-// Wait blocks until channelID has a committed message with offset >= next,
-// its epoch changed (it was deleted, or created), the log was closed
-// (ErrClosed) or ctx is done. While a reader waits for messages that are
-// written but not yet committed, the commit starts at once.
-func (l *Log) Wait(ctx context.Context, channelID string, next uint64) error {
-	next = max(next, 1)
+// Wait blocks until channelID has a committed message with offset >=
+// from.Offset, its epoch is not from.Epoch (at once when it is not at the
+// call) or changed during the wait (it was deleted, or created), the log
+// was closed (ErrClosed) or ctx is done. While a reader waits for messages
+// that are written but not yet committed, the commit starts at once.
+func (l *Log) Wait(ctx context.Context, channelID string, from channels.Cursor) error {
+	next := max(from.Offset, 1)
+	want, wantOK := parseEpoch(from.Epoch)
 	for {
 		if l.isClosed.Load() {
 			return channels.ErrClosed
 		}
 		c := l.lookup(channelID)
 		if c == nil {
+			if from.Epoch != "" {
+				return nil // the history of from is gone
+			}
 			if c = l.create(channelID); c == nil {
 				return channels.ErrClosed
 			}
@@ -242,6 +247,10 @@ func (l *Log) Wait(ctx context.Context, channelID string, next uint64) error {
 		if c.deleted {
 			c.mu.Unlock()
 			continue
+		}
+		if from.Epoch != "" && (!wantOK || !c.hasEpoch || c.epoch != want) {
+			c.mu.Unlock()
+			return nil // another history than the one from was read in
 		}
 		if c.durable > next {
 			c.mu.Unlock()

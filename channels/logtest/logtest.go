@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) channels.Log, opts ...Options) {
 		{"FutureCursor", testFutureCursor},
 		{"Delete", testDelete},
 		{"DeleteWakesWaiter", testDeleteWakesWaiter},
+		{"WaitOtherEpoch", testWaitOtherEpoch},
 		{"AppendAfterClose", testAppendAfterClose},
 	}
 	for _, tc := range tests {
@@ -615,16 +616,23 @@ func testWaitReady(t *testing.T, s *suite) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for next := uint64(0); next <= 3; next++ {
-		if err := s.log.Wait(ctx, a, next); err != nil {
+		if err := s.log.Wait(ctx, a, channels.Cursor{Offset: next}); err != nil {
 			t.Fatalf("Wait(%d) with 3 messages = %v, want nil at once", next, err)
 		}
 	}
 }
 
-// waitAsync starts Wait in a goroutine and returns its result channel.
+// waitAsync starts Wait (from offset next, in the epoch current at the
+// call) in a goroutine and returns its result channel.
 func waitAsync(ctx context.Context, l channels.Log, ch string, next uint64) <-chan error {
+	return waitAsyncFrom(ctx, l, ch, channels.Cursor{Offset: next})
+}
+
+// waitAsyncFrom starts Wait(from) in a goroutine and returns its result
+// channel.
+func waitAsyncFrom(ctx context.Context, l channels.Log, ch string, from channels.Cursor) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- l.Wait(ctx, ch, next) }()
+	go func() { done <- l.Wait(ctx, ch, from) }()
 	return done
 }
 
@@ -676,7 +684,7 @@ func testWaitCancel(t *testing.T, s *suite) {
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	if err := s.log.Wait(ctx, a, 2); !errors.Is(err, context.DeadlineExceeded) {
+	if err := s.log.Wait(ctx, a, channels.Cursor{Offset: 2}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait(2) with a deadline = %v, want %v", err, context.DeadlineExceeded)
 	}
 }
@@ -750,7 +758,7 @@ func follow(ctx context.Context, l channels.Log, ch string, total uint64) error 
 		}
 		cursor = res.Next
 		if r.Len() == 0 {
-			if err := l.Wait(ctx, ch, cursor.Offset); err != nil {
+			if err := l.Wait(ctx, ch, cursor); err != nil {
 				return fmt.Errorf("Wait(%d): %w", cursor.Offset, err)
 			}
 		}
@@ -837,6 +845,48 @@ func testDeleteWakesWaiter(t *testing.T, s *suite) {
 	}
 	appendRange(t, s.log, a, 1, 1) // new epoch, offset 1 < 6
 	expectReturn(t, done, "Wait(6) after the epoch changed", nil)
+}
+
+// testWaitOtherEpoch: Wait from a cursor of a history that is gone returns
+// at once, even when the new history already reached the cursor's offset.
+// A reader that read to the end of a channel whose Redis shard then
+// restarted and took as many messages again used to wait in the new
+// history for the offset it was at in the old one.
+func testWaitOtherEpoch(t *testing.T, s *suite) {
+	a := s.ch("a")
+	appendRange(t, s.log, a, 1, 3)
+	res, _ := read(t, s.log, a, channels.Cursor{}, 0, 0)
+	old := res.Next // at the end: Wait(old) blocks
+	if old.Epoch == "" || old.Offset != 4 {
+		t.Fatalf("Read to the end: Next = %+v, want offset 4 in an epoch", old)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wctx, wcancel := context.WithCancel(ctx)
+	done := waitAsyncFrom(wctx, s.log, a, old)
+	expectBlocked(t, done, "Wait(end of the history)")
+	wcancel()
+	expectReturn(t, done, "Wait(end of the history) after cancel", context.Canceled)
+
+	if err := s.log.Delete(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	expectReturn(t, waitAsyncFrom(ctx, s.log, a, old), "Wait(cursor of a deleted history)", nil)
+	appendRange(t, s.log, a, 1, 3) // a new history, at the same offset
+	li := info(t, s.log, a)
+	if li.Epoch == old.Epoch || li.Next != old.Offset {
+		t.Fatalf("Info after Delete and 3 appends = %+v, want a new epoch (not %s) up to offset %d", li, old.Epoch, old.Offset)
+	}
+	expectReturn(t, waitAsyncFrom(ctx, s.log, a, old), "Wait(cursor of the old history at the new one's end)", nil)
+
+	// A cursor of the new history, or without an epoch, waits in it.
+	for _, from := range []channels.Cursor{{Epoch: li.Epoch, Offset: li.Next}, {Offset: li.Next}} {
+		wctx, wcancel := context.WithCancel(ctx)
+		done := waitAsyncFrom(wctx, s.log, a, from)
+		expectBlocked(t, done, fmt.Sprintf("Wait(%+v)", from))
+		wcancel()
+		expectReturn(t, done, fmt.Sprintf("Wait(%+v) after cancel", from), context.Canceled)
+	}
 }
 
 func testAppendAfterClose(t *testing.T, s *suite) {
