@@ -292,28 +292,38 @@ type stream struct {
 // format formats rec as a session line into st.line; false when the
 // message does not parse (never shown, as in Logplex) or fails the filters.
 func (st *stream) format(rec channels.Record) bool {
+	var ok bool
+	st.line, ok = st.appendLine(st.line[:0], rec)
+	return ok
+}
+
+// appendLine appends rec's session line to dst; false (dst unchanged) when
+// the message does not parse or fails the filters.
+func (st *stream) appendLine(dst []byte, rec channels.Record) ([]byte, bool) {
 	f, ok := syslog.Parse(rec.Data)
 	if !ok {
 		st.s.Metrics.sessionUnparseable.Inc()
-		return false
+		return dst, false
 	}
 	if st.req.Source != "" && string(f.AppName) != st.req.Source ||
 		st.req.PS != "" && !channels.MatchPS(st.req.PS, string(f.ProcID)) {
-		return false
+		return dst, false
 	}
 	if st.match != nil && !st.match.MatchFields(f) {
-		return false
+		return dst, false
 	}
 	if st.req.Format == channels.FormatRFC5424 {
-		st.line = syslog.AppendRawLine(st.line[:0], rec.Data)
-		return true
+		return syslog.AppendRawLine(dst, rec.Data), true
 	}
-	st.line = syslog.AppendSessionLine(st.line[:0], f)
-	return true
+	return syslog.AppendSessionLine(dst, f), true
 }
 
 // emit adds rec to the output if it is shown.
 func (st *stream) emit(rec channels.Record) {
+	if !st.sse {
+		st.out, _ = st.appendLine(st.out, rec) // plain lines: no copy through st.line
+		return
+	}
 	if st.format(rec) {
 		st.add(rec.Offset, true, st.line)
 	}
