@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"cmp"
 	"regexp"
 	"strings"
 	"time"
@@ -105,18 +106,43 @@ var stringFields = map[string]func(*Matcher) string{
 
 func lowerInt(op string, f func(*Matcher) int, c ast.Node) (pred, bool) {
 	if op == "in" || op == "not in" {
-		set, ok := constant(c).(map[int]struct{})
-		if !ok {
-			return nil, false
-		}
-		in := func(m *Matcher) bool { _, ok := set[f(m)]; return ok }
-		return negateIf(op == "not in", in), true
+		return lowerIn[int](op, f, c)
 	}
 	k, ok := c.(*ast.IntegerNode)
 	if !ok {
 		return nil, false
 	}
+	return lowerOrdered(op, f, k.Value)
+}
+
+func lowerString(op string, f func(*Matcher) string, c ast.Node) (pred, bool) {
+	if op == "in" || op == "not in" {
+		return lowerIn[string](op, f, c)
+	}
+	k, ok := c.(*ast.StringNode)
+	if !ok {
+		return nil, false
+	}
 	v := k.Value
+	switch op {
+	case "contains":
+		return func(m *Matcher) bool { return strings.Contains(f(m), v) }, true
+	case "startsWith":
+		return func(m *Matcher) bool { return strings.HasPrefix(f(m), v) }, true
+	case "endsWith":
+		return func(m *Matcher) bool { return strings.HasSuffix(f(m), v) }, true
+	case "matches":
+		re, err := regexp.Compile(v)
+		if err != nil {
+			return nil, false
+		}
+		return func(m *Matcher) bool { return re.MatchString(f(m)) }, true
+	}
+	return lowerOrdered(op, f, v)
+}
+
+// lowerOrdered lowers the comparison operators for a number or a string.
+func lowerOrdered[T cmp.Ordered](op string, f func(*Matcher) T, v T) (pred, bool) {
 	switch op {
 	case "==":
 		return func(m *Matcher) bool { return f(m) == v }, true
@@ -134,47 +160,18 @@ func lowerInt(op string, f func(*Matcher) int, c ast.Node) (pred, bool) {
 	return nil, false
 }
 
-func lowerString(op string, f func(*Matcher) string, c ast.Node) (pred, bool) {
-	if op == "in" || op == "not in" {
-		set, ok := constant(c).(map[string]struct{})
-		if !ok {
-			return nil, false
-		}
-		in := func(m *Matcher) bool { _, ok := set[f(m)]; return ok }
-		return negateIf(op == "not in", in), true
-	}
-	k, ok := c.(*ast.StringNode)
+// lowerIn lowers `in` and `not in` a constant list, which expr's optimizer
+// has turned into a set (map[T]struct{}).
+func lowerIn[T comparable](op string, f func(*Matcher) T, c ast.Node) (pred, bool) {
+	set, ok := constant(c).(map[T]struct{})
 	if !ok {
 		return nil, false
 	}
-	v := k.Value
-	switch op {
-	case "==":
-		return func(m *Matcher) bool { return f(m) == v }, true
-	case "!=":
-		return func(m *Matcher) bool { return f(m) != v }, true
-	case "<":
-		return func(m *Matcher) bool { return f(m) < v }, true
-	case "<=":
-		return func(m *Matcher) bool { return f(m) <= v }, true
-	case ">":
-		return func(m *Matcher) bool { return f(m) > v }, true
-	case ">=":
-		return func(m *Matcher) bool { return f(m) >= v }, true
-	case "contains":
-		return func(m *Matcher) bool { return strings.Contains(f(m), v) }, true
-	case "startsWith":
-		return func(m *Matcher) bool { return strings.HasPrefix(f(m), v) }, true
-	case "endsWith":
-		return func(m *Matcher) bool { return strings.HasSuffix(f(m), v) }, true
-	case "matches":
-		re, err := regexp.Compile(v)
-		if err != nil {
-			return nil, false
-		}
-		return func(m *Matcher) bool { return re.MatchString(f(m)) }, true
+	in := func(m *Matcher) bool { _, ok := set[f(m)]; return ok }
+	if op == "not in" {
+		return func(m *Matcher) bool { return !in(m) }, true
 	}
-	return nil, false
+	return in, true
 }
 
 func lowerTime(op string, c ast.Node) (pred, bool) {
@@ -204,11 +201,4 @@ func constant(n ast.Node) any {
 		return c.Value
 	}
 	return nil
-}
-
-func negateIf(neg bool, p pred) pred {
-	if !neg {
-		return p
-	}
-	return func(m *Matcher) bool { return !p(m) }
 }
