@@ -21,6 +21,7 @@ var (
 )
 
 // TokenLookup is the part of channels.Store the router needs.
+// The route's Token is the token looked up.
 type TokenLookup interface {
 	LookupToken(token []byte) (channels.Route, bool)
 }
@@ -73,6 +74,22 @@ type Ingester struct {
 	uses      []limitUse // HTTP input: what the request takes from each limiter (limit.go)
 	taken     bool       // uses were taken (TakeLimits): refunded if the commit fails
 	fhPosts   []int      // firehose copies by firehose channel, counted at commit
+
+	// The routes of this read's tokens, until the next Commit: comparing
+	// a few tokens is cheaper than looking one up in the table. A token
+	// deleted meanwhile still routes the rest of the read it was deleted
+	// during, as if that read had come a moment earlier.
+	routes  [routeCacheSize]cachedRoute
+	nRoutes int
+	evict   int // the entry replaced next when full
+}
+
+// routeCacheSize is how many tokens an Ingester remembers per Commit.
+const routeCacheSize = 8
+
+type cachedRoute struct {
+	rt    channels.Route
+	batch *channels.Batch // nil until a message is added
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -108,15 +125,19 @@ func (in *Ingester) Add(msg []byte) error {
 	if !ok {
 		return ErrMalformed
 	}
-	rt, i, j, err := in.route(msg)
+	e, i, j, err := in.route(msg)
 	if err != nil {
 		return err
 	}
+	rt := e.rt
 	if !in.admit(rt, len(msg)) {
 		in.countDropped(rt, msg, stats.RateLimit)
 		return ErrRateLimited
 	}
-	in.batch(rt.ChannelID).AddCooked(msg, i, j, rt.Name)
+	if e.batch == nil {
+		e.batch = in.batch(rt.ChannelID)
+	}
+	e.batch.AddCooked(msg, i, j, rt.Name)
 	in.n++
 	in.countAfterToken(rt, msg, j)
 	if in.r.fh != nil {
@@ -155,21 +176,42 @@ func (in *Ingester) AddRoute(rt channels.Route, msg []byte) error {
 // route finds msg's token (msg[i:j]) and its route. The common case, a
 // known token as APP-NAME, skips FindToken's validation: known tokens are
 // valid ones.
-func (in *Ingester) route(msg []byte) (rt channels.Route, i, j int, err error) {
+func (in *Ingester) route(msg []byte) (e *cachedRoute, i, j int, err error) {
 	if i, j, ok := syslog.TokenShapedAppName(msg); ok {
-		if rt, ok := in.r.tokens.LookupToken(msg[i:j]); ok {
-			return rt, i, j, nil
+		if e := in.lookup(msg[i:j]); e != nil {
+			return e, i, j, nil
 		}
 	}
 	i, j, ok := syslog.FindToken(msg)
 	if !ok {
-		return rt, 0, 0, ErrMalformed
+		return nil, 0, 0, ErrMalformed
 	}
-	rt, ok = in.r.tokens.LookupToken(msg[i:j])
+	if e = in.lookup(msg[i:j]); e == nil {
+		return nil, 0, 0, ErrUnknownToken
+	}
+	return e, i, j, nil
+}
+
+// lookup returns token's route (nil: unknown) from the Ingester's cache or
+// else the table, adding it to the cache.
+func (in *Ingester) lookup(token []byte) *cachedRoute {
+	for k := 0; k < in.nRoutes; k++ {
+		if e := &in.routes[k]; string(token) == e.rt.Token {
+			return e
+		}
+	}
+	rt, ok := in.r.tokens.LookupToken(token)
 	if !ok {
-		return rt, 0, 0, ErrUnknownToken
+		return nil
 	}
-	return rt, i, j, nil
+	k := in.nRoutes
+	if k < routeCacheSize {
+		in.nRoutes++
+	} else {
+		k, in.evict = in.evict, (in.evict+1)%routeCacheSize
+	}
+	in.routes[k] = cachedRoute{rt: rt}
+	return &in.routes[k]
 }
 
 // normalize returns msg as RFC 5424, converting RFC 3164 into in.scratch.
@@ -266,6 +308,8 @@ func (in *Ingester) reset() {
 	in.batches = in.batches[:0]
 	clear(in.byChannel)
 	clear(in.counts)
+	clear(in.routes[:in.nRoutes])
+	in.nRoutes, in.evict = 0, 0
 	in.n = 0
 	in.key = ""
 	in.nowNs = 0

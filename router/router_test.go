@@ -234,3 +234,72 @@ func BenchmarkIngestParallel(b *testing.B) {
 		s.Flush(ctx)
 	})
 }
+
+// A connection's last token is remembered until the next Commit: tokens
+// alternating inside one read go to their own channels, and a token
+// deleted between two reads is not routed from memory.
+func TestRouteCacheLastsOneCommit(t *testing.T) {
+	r, log := newTestRouter(t)
+	tokens := r.tokens.(tokenMap)
+	in := r.Ingester()
+	defer in.Release()
+	line := func(tok, text string) []byte {
+		return []byte("<134>1 2012-12-10T03:00:48.123456Z host " + tok + " web.1 - - " + text)
+	}
+	for i := 0; i < 3; i++ {
+		for _, tok := range []string{tokApp, tokApp, tokOther, tokHeroku, tokApp} {
+			if err := in.Add(line(tok, fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := in.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got1, got2 := len(readAll(t, log, "1")), len(readAll(t, log, "2")); got1 != 12 || got2 != 3 {
+		t.Fatalf("channel 1 has %d messages, channel 2 %d; want 12 and 3", got1, got2)
+	}
+	delete(tokens, tokApp)
+	if err := in.Add(line(tokApp, "after delete")); err != ErrUnknownToken {
+		t.Fatalf("Add with a deleted token after Commit = %v, want ErrUnknownToken", err)
+	}
+	if err := in.Add(line(tokHeroku, "still known")); err != nil {
+		t.Fatal(err)
+	}
+	// More tokens than the cache holds, in turn: each message still goes
+	// to its own token's channel.
+	var many []string
+	for k := 0; k < 3*routeCacheSize; k++ {
+		tok := fmt.Sprintf("t.00000000-0000-4000-8000-%012d", k)
+		tokens[tok] = channels.Route{ChannelID: fmt.Sprint("m", k%5), Token: tok, Name: fmt.Sprint("n", k)}
+		many = append(many, tok)
+	}
+	for i := 0; i < 4; i++ {
+		for _, tok := range many {
+			if err := in.Add(line(tok, tok)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := in.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < 5; c++ {
+		msgs := readAll(t, log, fmt.Sprint("m", c))
+		for _, m := range msgs {
+			var k int
+			if _, err := fmt.Sscanf(m[strings.LastIndexByte(m, '-')+1:], "%d", &k); err != nil || k%5 != c || !strings.Contains(m, fmt.Sprintf(" n%d web.1 ", k)) {
+				t.Errorf("channel m%d holds %q", c, m)
+			}
+		}
+		want := 0
+		for k := range many {
+			if k%5 == c {
+				want += 4
+			}
+		}
+		if len(msgs) != want {
+			t.Errorf("channel m%d holds %d messages, want %d", c, len(msgs), want)
+		}
+	}
+}
