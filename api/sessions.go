@@ -50,6 +50,7 @@ const (
 	sessionPoll      = 100 * time.Millisecond // session lookup retry interval
 	tailReadLimit    = 1000                   // records per tail read
 	tailReadBytes    = 64 << 10               // about this many bytes per tail read
+	tailFlushBytes   = 256 << 10              // a tail catching up writes up to this much at once
 	historyReadBytes = 1 << 20                // about this many bytes per history read
 	streamWriteLimit = 60 * time.Second       // a stream write must finish within this
 )
@@ -521,7 +522,11 @@ func (st *stream) follow(ctx context.Context, cur channels.Cursor) error {
 			st.emit(st.recs.At(i))
 		}
 		cur = res.Next
-		if len(st.out) > 0 {
+		// A full read means more is there already: gather up to
+		// tailFlushBytes before writing, so that a tail catching up
+		// writes (and its client reads) in large pieces.
+		full := st.recs.Len() >= tailReadLimit || st.recs.Bytes() >= tailReadBytes-8<<10
+		if len(st.out) > 0 && (!full || len(st.out) >= tailFlushBytes) {
 			if err := st.flush(); err != nil {
 				return err
 			}
