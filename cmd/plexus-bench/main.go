@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,11 +64,24 @@ func main() {
 	flag.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "give up waiting when nothing arrives for this long")
 	flag.StringVar(&o.appName, "app", "bench", "APP-NAME when -no-api")
+	cpuProfile := flag.String("cpuprofile", "", "write the load tool's own CPU profile to this file")
 	flag.Parse()
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "plexus-bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	res, err := runBench(ctx, o)
+	pprof.StopCPUProfile()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "plexus-bench:", err)
 		os.Exit(1)

@@ -154,7 +154,8 @@ func sendStream(ctx context.Context, o options, tokens []string, lo, hi int, p *
 			return ctx.Err()
 		}
 		n := p.allow(min(o.batch, hi-seq))
-		now := time.Now().UnixNano()
+		var now [19]byte // one send time per batch, formatted once
+		putDec19(now[:], time.Now().UnixNano())
 		buf = buf[:0]
 		for i := 0; i < n; i++ {
 			t := &ts[(seq+i)%len(ts)]
@@ -165,7 +166,7 @@ func sendStream(ctx context.Context, o options, tokens []string, lo, hi int, p *
 			body := len(buf)
 			buf = append(buf, t.msg...)
 			putHex16(buf[body+t.seqAt:], uint64(seq+i))
-			putDec19(buf[body+t.tsAt:], now)
+			copy(buf[body+t.tsAt:], now[:])
 			if !tcp {
 				if _, err := conn.Write(buf[start:]); err != nil {
 					return err
@@ -195,14 +196,15 @@ func sendHTTP(ctx context.Context, o options, tokens []string, lo, hi int, p *pa
 		n := p.allow(min(o.batch, hi-seq))
 		k := req % len(ts) // one token per request (token auth)
 		t := &ts[k]
-		now := time.Now().UnixNano()
+		var now [19]byte
+		putDec19(now[:], time.Now().UnixNano())
 		buf = buf[:0]
 		for i := 0; i < n; i++ {
 			buf = append(buf, t.framedPrefix...)
 			body := len(buf)
 			buf = append(buf, t.msg...)
 			putHex16(buf[body+t.seqAt:], uint64(seq+i))
-			putDec19(buf[body+t.tsAt:], now)
+			copy(buf[body+t.tsAt:], now[:])
 		}
 		r, err := http.NewRequestWithContext(ctx, "POST", o.logsURL, bytes.NewReader(buf))
 		if err != nil {
