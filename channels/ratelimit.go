@@ -147,14 +147,54 @@ func (l *Limiter) refill(now int64, msgRate, msgCap, byteRate, byteCap float64) 
 // A refused message is counted as dropped; first reports that it is the
 // first drop since the last TakeDrops (the caller tells the notifier).
 func (l *Limiter) Allow(now int64, size int, def *RateLimit) (ok, first bool) {
+	_, _, ok, first = l.Lease(now, 1, size, size, def)
+	return ok, first
+}
+
+// Lease is Allow for a caller that admits many messages in a row (a
+// syslog connection's read): it takes up to n messages and size bytes at
+// once, spends them message by message and gives back what is left with
+// Refund, so that connections of a busy channel take its lock once per
+// lease rather than once per message. It takes at least one message of
+// minSize bytes (the message at hand), and at most a quarter of what the
+// buckets hold beyond that, so that leases shrink near the limit and
+// other connections are not refused while tokens sit in a lease.
+// Without a limit it grants everything asked. When not even the message
+// at hand fits, nothing is taken and the message counts as dropped, as
+// with Allow.
+func (l *Limiter) Lease(now int64, n, size, minSize int, def *RateLimit) (gotN, gotSize int, ok, first bool) {
 	lim := l.effective(def)
 	if lim == nil || lim.IsZero() {
-		return true, false
+		return n, max(size, minSize), true, false
 	}
-	if ok, _ := l.take(now, 1, size, lim); ok {
-		return true, false
-	}
+	msgRate, msgCap, byteRate, byteCap := lim.buckets()
 	l.mu.Lock()
+	l.refill(now, msgRate, msgCap, byteRate, byteCap)
+	gotN, gotSize = n, max(size, minSize)
+	if msgRate > 0 {
+		if l.msgTokens < math.Min(1, msgCap) {
+			return 0, 0, false, l.dropLocked(now)
+		}
+		gotN = max(1, min(n, int(l.msgTokens/4)))
+		l.msgTokens -= float64(gotN)
+	}
+	if byteRate > 0 {
+		if l.byteTok < math.Min(float64(minSize), byteCap) {
+			if msgRate > 0 {
+				l.msgTokens += float64(gotN) // give back: nothing is taken
+			}
+			return 0, 0, false, l.dropLocked(now)
+		}
+		gotSize = max(minSize, min(size, int((l.byteTok-float64(minSize))/4)+minSize))
+		l.byteTok -= float64(gotSize)
+	}
+	l.mu.Unlock()
+	return gotN, gotSize, true, false
+}
+
+// dropLocked counts a dropped message and unlocks l.mu; first reports
+// that it is the first since the last TakeDrops.
+func (l *Limiter) dropLocked(now int64) (first bool) {
 	l.dropped++
 	first = !l.queued
 	if first {
@@ -162,7 +202,7 @@ func (l *Limiter) Allow(now int64, size int, def *RateLimit) (ok, first bool) {
 	}
 	l.mu.Unlock()
 	l.total.Add(1)
-	return false, first
+	return first
 }
 
 // Take admits n messages of size bytes in all, all or none (HTTP input).

@@ -136,3 +136,54 @@ func TestLimiterConcurrentDropsAddUp(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterLease(t *testing.T) {
+	now := time.Now().UnixNano()
+	l := NewLimiter("c")
+	l.Set(&RateLimit{MessagesPerS: 100, BytesPerS: 10000}) // buckets: 100 messages, 10,000 bytes
+	// A quarter of what is there, at least the message at hand.
+	n, b, ok, _ := l.Lease(now, 256, 1<<20, 50, nil)
+	if !ok || n != 25 || b != 50+(10000-50)/4 {
+		t.Fatalf("Lease = %d, %d, %v; want 25, %d, true", n, b, ok, 50+(10000-50)/4)
+	}
+	// Asked for less than a quarter: what was asked.
+	if n, b, ok, _ := l.Lease(now, 5, 100, 100, nil); !ok || n != 5 || b != 100 {
+		t.Fatalf("small Lease = %d, %d, %v; want 5, 100, true", n, b, ok)
+	}
+	// Drain the message bucket: leases shrink to one message, then none.
+	taken := 30
+	for {
+		n, _, ok, _ := l.Lease(now, 256, 10, 1, nil)
+		if !ok {
+			break
+		}
+		if n < 1 || n > 256 {
+			t.Fatalf("Lease granted %d messages", n)
+		}
+		taken += n
+	}
+	if taken != 100 || l.Total() != 1 {
+		t.Fatalf("leased %d messages of 100, %d dropped; want 100 and 1", taken, l.Total())
+	}
+	// What goes back can be leased again.
+	l.Refund(8, 0, nil)
+	if n, _, ok, _ := l.Lease(now, 256, 10, 1, nil); !ok || n != 2 {
+		t.Fatalf("after a refund of 8: Lease = %d, %v; want 2 (a quarter), true", n, ok)
+	}
+	// A message larger than the bytes left is refused and nothing taken.
+	l2 := NewLimiter("d")
+	l2.Set(&RateLimit{MessagesPerS: 100, BytesPerS: 100})
+	if _, _, ok, _ := l2.Lease(now, 1, 60, 60, nil); !ok {
+		t.Fatal("first 60 bytes of 100 refused")
+	}
+	if _, _, ok, first := l2.Lease(now, 1, 60, 60, nil); ok || !first {
+		t.Fatalf("60 bytes with 40 left: ok %v first %v; want refused, first drop", ok, first)
+	}
+	if n, _, ok, _ := l2.Lease(now, 256, 40, 40, nil); !ok || n != 24 {
+		t.Fatalf("after a refusal: Lease = %d, %v; want 24 messages (a quarter of the 99 left), true", n, ok)
+	}
+	// Without a limit: everything asked, no lock.
+	if n, b, ok, _ := NewLimiter("e").Lease(now, 256, 1000, 2000, nil); !ok || n != 256 || b != 2000 {
+		t.Fatalf("unlimited Lease = %d, %d, %v", n, b, ok)
+	}
+}

@@ -61,11 +61,7 @@ func (in *Ingester) admit(rt channels.Route, size int) bool {
 		return true
 	}
 	if in.limitEach {
-		ok, first := l.Allow(in.now(), size, in.r.defLimit.Load())
-		if first {
-			in.r.notices.add(l)
-		}
-		return ok
+		return in.admitLeased(l, size)
 	}
 	for i := range in.uses {
 		if in.uses[i].l == l {
@@ -76,6 +72,67 @@ func (in *Ingester) admit(rt channels.Route, size int) bool {
 	}
 	in.uses = append(in.uses, limitUse{l: l, n: 1, bytes: size})
 	return true
+}
+
+// lease is what an Ingester holds of a limiter's buckets for syslog input
+// (Limiter.Lease): messages and bytes it admits without taking the lock,
+// and gives back at the next Commit.
+type lease struct {
+	l        *channels.Limiter
+	n, bytes int
+}
+
+// Lease sizes: up to this many messages and bytes at a time.
+const (
+	leaseMessages = 256
+	leaseBytes    = 64 << 10
+)
+
+// admitLeased admits one syslog message of size bytes from in's lease of
+// l, renewing the lease when it runs out; a message the limit refuses is
+// counted as dropped.
+func (in *Ingester) admitLeased(l *channels.Limiter, size int) bool {
+	var ls *lease
+	for i := range in.leases {
+		if in.leases[i].l == l {
+			ls = &in.leases[i]
+			break
+		}
+	}
+	if ls != nil && ls.n >= 1 && ls.bytes >= size {
+		ls.n--
+		ls.bytes -= size
+		return true
+	}
+	n, b, ok, first := l.Lease(in.now(), leaseMessages, leaseBytes, size, in.r.defLimit.Load())
+	if first {
+		in.r.notices.add(l)
+	}
+	if !ok {
+		return false
+	}
+	if ls == nil {
+		in.leases = append(in.leases, lease{l: l})
+		ls = &in.leases[len(in.leases)-1]
+	}
+	ls.n += n - 1
+	ls.bytes += b - size
+	return true
+}
+
+// returnLeases gives back what is left of the leases.
+func (in *Ingester) returnLeases() {
+	if len(in.leases) == 0 {
+		return
+	}
+	def := in.r.defLimit.Load()
+	for _, ls := range in.leases {
+		if ls.n > 0 || ls.bytes > 0 {
+			ls.l.Refund(ls.n, ls.bytes, def)
+		}
+	}
+	clear(in.leases)
+	in.leases = in.leases[:0]
 }
 
 // TakeLimits takes the messages added since the last Commit from their

@@ -72,6 +72,7 @@ type Ingester struct {
 	limitEach bool       // syslog input: each message over its channel's limit is dropped
 	nowNs     int64      // time of this read, for the rate limits (0: not taken yet)
 	uses      []limitUse // HTTP input: what the request takes from each limiter (limit.go)
+	leases    []lease    // syslog input: what it holds of each limiter until the next Commit (limit.go)
 	taken     bool       // uses were taken (TakeLimits): refunded if the commit fails
 	fhPosts   []int      // firehose copies by firehose channel, counted at commit
 
@@ -315,6 +316,7 @@ func (in *Ingester) reset() {
 	in.nowNs = 0
 	clear(in.uses)
 	in.uses = in.uses[:0]
+	in.returnLeases()
 	in.taken = false
 	clear(in.fhPosts)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
+	"github.com/plexus-router/plexus/syslog"
 )
 
 // limitedRouter routes tokApp to channel "1" with limiter l1 and tokOther
@@ -271,4 +272,48 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// Two connections of one channel interleaved: leases admit exactly what
+// the bucket holds, no more and no fewer, and what a connection leased
+// but did not use goes back at its Commit.
+func TestSinkRateLimitLeasesAddUp(t *testing.T) {
+	l1 := channels.NewLimiter("1")
+	r, log, now := limitedRouter(t, l1, channels.NewLimiter("2"))
+	l1.Set(&channels.RateLimit{MessagesPerS: 1000, BytesPerS: 1e9})
+	a, b := r.NewSink("tcp"), r.NewSink("tcp")
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	for i := range 2000 {
+		a.Frame(msgFor(tokApp, i))
+		b.Frame(msgFor(tokHeroku, i))
+	}
+	for _, s := range []syslog.Sink{a, b} {
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if plain := len(readAll(t, log, "1")); plain != 1000 || l1.Total() != 3000 {
+		t.Fatalf("stored %d, dropped %d of 4000 with a bucket of 1000; want 1000 and 3000", plain, l1.Total())
+	}
+	// A second later the bucket is full again. Connection a takes 10
+	// messages and commits: the rest of its lease goes back, so b can
+	// still take the other 990.
+	*now = now.Add(time.Second)
+	for i := range 10 {
+		a.Frame(msgFor(tokApp, i))
+	}
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		b.Frame(msgFor(tokHeroku, i))
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if plain := len(readAll(t, log, "1")); plain != 2000 || l1.Total() != 3010 {
+		t.Fatalf("stored %d, dropped %d; want 2000 and 3010", plain, l1.Total())
+	}
 }
