@@ -91,6 +91,7 @@ const routeCacheSize = 8
 type cachedRoute struct {
 	rt    channels.Route
 	batch *channels.Batch // nil until a message is added
+	tally int             // index of the last tally of its messages (-1: none; checked before use)
 }
 
 // Ingester returns a pooled Ingester; call Release when done with it.
@@ -140,7 +141,7 @@ func (in *Ingester) Add(msg []byte) error {
 	}
 	e.batch.AddCooked(msg, i, j, rt.Name)
 	in.n++
-	in.countAfterToken(rt, msg, j)
+	in.countAfterToken(e, msg, j)
 	if in.r.fh != nil {
 		in.firehose(rt, msg)
 	}
@@ -211,7 +212,7 @@ func (in *Ingester) lookup(token []byte) *cachedRoute {
 	} else {
 		k, in.evict = in.evict, (in.evict+1)%routeCacheSize
 	}
-	in.routes[k] = cachedRoute{rt: rt}
+	in.routes[k] = cachedRoute{rt: rt, tally: -1}
 	return &in.routes[k]
 }
 

@@ -39,12 +39,14 @@ func (in *Ingester) count(rt channels.Route, msg []byte) { in.tallyMsg(rt, msg, 
 // countAfterToken is count for a message whose token ends at j: when the
 // token is the APP-NAME, the PROCID follows it and the scan for it starts
 // there (the timestamp, host and token are not scanned again).
-func (in *Ingester) countAfterToken(rt channels.Route, msg []byte, j int) {
+// The route remembers its last tally, usually the one this message adds
+// to.
+func (in *Ingester) countAfterToken(e *cachedRoute, msg []byte, j int) {
 	if in.r.stats == nil {
 		return
 	}
 	if j >= len(msg) || msg[j] != ' ' {
-		in.tallyMsg(rt, msg, -1) // token in structured data
+		in.tallyMsg(e.rt, msg, -1) // token in structured data
 		return
 	}
 	pri := 0
@@ -56,7 +58,7 @@ func (in *Ingester) countAfterToken(rt channels.Route, msg []byte, j int) {
 	if end < 0 {
 		end = len(rest)
 	}
-	in.tally(rt, pri&7, rest[:end], -1)
+	e.tally = in.tallyAt(&e.rt, pri&7, stats.ProcessType(rest[:end]), -1, e.tally)
 }
 
 // countDropped counts a message of rt's channel dropped at ingest.
@@ -69,18 +71,21 @@ func (in *Ingester) tallyMsg(rt channels.Route, msg []byte, reason int8) {
 		return
 	}
 	sev, procid := severityAndProcID(msg)
-	in.tally(rt, sev, procid, reason)
+	in.tallyAt(&rt, sev, stats.ProcessType(procid), reason, -1)
 }
 
-// tally adds one message with that severity and PROCID to the tallies.
-func (in *Ingester) tally(rt channels.Route, sev int, procid []byte, reason int8) {
-	proc := stats.ProcessType(procid)
+// tallyAt adds one message with that severity and process type to the
+// tallies and returns the index of its tally; hint is where to look first
+// (-1: nowhere).
+func (in *Ingester) tallyAt(rt *channels.Route, sev int, proc []byte, reason int8, hint int) int {
+	if hint >= 0 && hint < len(in.tallies) && in.tallies[hint].is(in, rt, sev, proc, reason) {
+		in.tallies[hint].n++
+		return hint
+	}
 	for i := range in.tallies {
-		t := &in.tallies[i]
-		if t.reason == reason && int(t.severity) == sev && t.source == rt.Name && t.channelKey == rt.ChannelID &&
-			bytes.Equal(in.tallyBuf[t.proc[0]:t.proc[1]], proc) {
-			t.n++
-			return
+		if in.tallies[i].is(in, rt, sev, proc, reason) {
+			in.tallies[i].n++
+			return i
 		}
 	}
 	if len(in.tallies) >= maxTallies {
@@ -97,6 +102,14 @@ func (in *Ingester) tally(rt channels.Route, sev int, procid []byte, reason int8
 		c: c, source: rt.Name, channelKey: rt.ChannelID, proc: [2]int32{start, int32(len(in.tallyBuf))},
 		severity: int8(sev), reason: reason, n: 1,
 	})
+	return len(in.tallies) - 1
+}
+
+// is reports whether t counts messages of rt with that severity, process
+// type and reason.
+func (t *tally) is(in *Ingester, rt *channels.Route, sev int, proc []byte, reason int8) bool {
+	return t.reason == reason && int(t.severity) == sev && t.source == rt.Name && t.channelKey == rt.ChannelID &&
+		string(in.tallyBuf[t.proc[0]:t.proc[1]]) == string(proc)
 }
 
 // flushTallies adds the tallies to the shared counters.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/plexus-router/plexus/channels/stats"
@@ -73,5 +74,53 @@ func TestIngestAllocsWithStats(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(200, run); a != 0 {
 		t.Errorf("ingest with stats: %v allocations per 64 messages, want 0", a)
+	}
+}
+
+// More tallies than one Commit holds (maxTallies: here 20 process types
+// by 8 severities), interleaved with a common one: every count adds up.
+func TestStatsCountsPastMaxTallies(t *testing.T) {
+	r, _ := newTestRouter(t)
+	reg := stats.NewRegistry()
+	r.SetStats(reg)
+	in := r.Ingester()
+	defer in.Release()
+	const procs, sevs = 20, 8
+	for round := 0; round < 2; round++ {
+		for k := 0; k < procs; k++ {
+			for sev := 0; sev < sevs; sev++ {
+				for _, m := range []string{
+					"<134>1 2026-11-21T10:00:00Z h " + tokApp + " web.1 - - m",
+					fmt.Sprintf("<%d>1 2026-11-21T10:00:00Z h %s p%d.1 - - m", 8+sev, tokApp, k),
+				} {
+					if err := in.Add([]byte(m)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	if err := in.Commit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := reg.Lookup("1")
+	s := c.Snapshot()
+	const each = 2 * procs * sevs
+	if s.Total.Received != 2*each || s.ProcessTypes["web"].Total.Received != each {
+		t.Fatalf("received %d (web %d), want %d (web %d)", s.Total.Received, s.ProcessTypes["web"].Total.Received, 2*each, each)
+	}
+	for k := 0; k < procs; k++ {
+		if got := s.ProcessTypes[fmt.Sprintf("p%d", k)].Total.Received; got != 2*sevs {
+			t.Fatalf("process type p%d counted %d times, want %d", k, got, 2*sevs)
+		}
+	}
+	for sev := 0; sev < sevs; sev++ {
+		want := uint64(2 * procs)
+		if sev == 6 {
+			want += each // web.1 is <134>: severity 6
+		}
+		if got := s.Severities[fmt.Sprint(sev)].Total.Received; got != want {
+			t.Fatalf("severity %d counted %d times, want %d", sev, got, want)
+		}
 	}
 }
