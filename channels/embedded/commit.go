@@ -240,15 +240,17 @@ func (l *Log) deleteDeadSegments() {
 		l.logger.Error().Err(err).Msg("write channel checkpoint; segments kept")
 		return
 	}
+	// Take the files out of the list under the lock, and close and remove
+	// them after: removing a file can take milliseconds (a filesystem
+	// mounted with discard trims its blocks then), and a segment roll
+	// (under the write lock) waits for segMu.
 	l.segMu.Lock()
 	keep := l.segs[:0]
+	dead = dead[:0]
 	for _, s := range l.segs {
 		if s != active && s.live.Load() == 0 && s.refs.Load() == 0 {
 			s.gone.Store(true)
-			s.f.Close()
-			if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				l.logger.Error().Err(err).Str("file", s.path).Msg("remove segment")
-			}
+			dead = append(dead, s)
 			continue
 		}
 		keep = append(keep, s)
@@ -256,6 +258,12 @@ func (l *Log) deleteDeadSegments() {
 	clear(l.segs[len(keep):])
 	l.segs = keep
 	l.segMu.Unlock()
+	for _, s := range dead {
+		s.f.Close()
+		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			l.logger.Error().Err(err).Str("file", s.path).Msg("remove segment")
+		}
+	}
 }
 
 // checkpoint is the channels' state at a log position: what the segment
