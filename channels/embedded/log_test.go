@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/plexus-router/plexus/channels"
 	"github.com/plexus-router/plexus/channels/embedded"
 	"github.com/plexus-router/plexus/channels/logtest"
@@ -579,5 +581,45 @@ func BenchmarkLogRead(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLogPreallocatesSegments: segment files get their blocks when they
+// are created (where the filesystem can), without changing their size,
+// and a log with preallocated segments recovers what was written.
+func TestLogPreallocatesSegments(t *testing.T) {
+	dir := t.TempDir()
+	const seg = 1 << 20
+	// Can this filesystem preallocate at all?
+	probe, err := os.Create(filepath.Join(dir, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	canPrealloc := unix.Fallocate(int(probe.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, seg) == nil
+	probe.Close()
+	os.Remove(probe.Name())
+
+	l := openLog(t, embedded.LogConfig{Dir: dir, SegmentBytes: seg})
+	appendN(t, l, "a", 1, 10, true)
+	files, _ := filepath.Glob(filepath.Join(dir, "*.wal"))
+	if len(files) != 1 {
+		t.Fatalf("segment files: %v", files)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(files[0], &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size >= seg {
+		t.Fatalf("segment size %d: preallocation changed it", st.Size)
+	}
+	if canPrealloc && st.Blocks*512 < seg {
+		t.Fatalf("segment of %d bytes has %d bytes of blocks, want at least %d preallocated", st.Size, st.Blocks*512, seg)
+	}
+	l.CrashForTest()
+	l = openLog(t, embedded.LogConfig{Dir: dir, SegmentBytes: seg})
+	defer l.Close()
+	appendN(t, l, "a", 11, 10, true)
+	if _, first, n := readAll(t, l, "a"); first != 1 || n != 20 {
+		t.Fatalf("after a crash: %d messages from %d, want 20 from 1", n, first)
 	}
 }
