@@ -48,16 +48,28 @@ var (
 // maxFrame.
 const readBufSize = 64 << 10
 
+// busyBufSize is what the buffer grows to while reads fill it (the sender
+// is ahead): fewer, larger reads, and a flush (one append to the channel
+// logs) per 256 KiB rather than per 64 KiB. After shrinkAfter reads of
+// less than an eighth of it, an empty buffer shrinks back, so idle
+// connections hold 64 KiB.
+const (
+	busyBufSize = 256 << 10
+	shrinkAfter = 64
+)
+
 // Reader splits a syslog byte stream (TCP, TLS) into frames, detecting per
 // frame whether it is octet counted (RFC 6587, "LEN SP MSG") or newline
 // terminated; see the package documentation. It reads through one internal
-// buffer (64 KiB, grown to at most maxFrame+64 KiB) and does not allocate per
-// frame.
+// buffer (64 KiB; 256 KiB while the sender keeps it full; grown to at most
+// maxFrame+64 KiB for a long frame) and does not allocate per frame.
 type Reader struct {
 	rd       io.Reader
 	buf      []byte
-	r, w     int // buf[r:w] is unread data
-	max      int // maxFrame
+	r, w     int  // buf[r:w] is unread data
+	grow     bool // the last read filled the buffer: grow it before the next
+	small    int  // consecutive reads of less than an eighth of the buffer
+	max      int  // maxFrame
 	maxBuf   int
 	err      error // sticky error from rd
 	skip     int   // bytes of an oversize octet frame still to discard
@@ -76,7 +88,7 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	if maxFrame < 1 {
 		maxFrame = 1
 	}
-	maxBuf := maxFrame + maxLenDigits + 2 + readBufSize
+	maxBuf := max(maxFrame+maxLenDigits+2+readBufSize, busyBufSize)
 	size := readBufSize
 	if size > maxBuf {
 		size = maxBuf
@@ -225,6 +237,17 @@ func (r *Reader) reserve(n int) {
 	r.buf = buf
 }
 
+// resize gives the buffer size bytes (at least what it holds unread).
+func (r *Reader) resize(size int) {
+	if size <= len(r.buf) || size < r.w-r.r {
+		return
+	}
+	buf := make([]byte, size)
+	r.w = copy(buf, r.buf[r.r:r.w])
+	r.r = 0
+	r.buf = buf
+}
+
 func (r *Reader) compact() {
 	if r.r > 0 {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
@@ -242,7 +265,15 @@ func (r *Reader) fill() error {
 	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
-	} else if r.w == len(r.buf) || len(r.buf)-r.w < 512 {
+		if r.small >= shrinkAfter && len(r.buf) > readBufSize {
+			r.buf, r.small = make([]byte, min(readBufSize, r.maxBuf)), 0
+		}
+	}
+	if r.grow {
+		r.grow = false
+		r.resize(min(busyBufSize, r.maxBuf))
+	}
+	if r.r < r.w && (r.w == len(r.buf) || len(r.buf)-r.w < 512) {
 		r.compact()
 		if r.w == len(r.buf) {
 			// Cannot happen: frames and headers always fit. Guard anyway.
@@ -260,12 +291,21 @@ func (r *Reader) fill() error {
 		}
 	}
 	for i := 0; i < 100; i++ {
+		free := len(r.buf) - r.w
 		n, err := r.rd.Read(r.buf[r.w:])
-		if n < 0 || n > len(r.buf)-r.w {
+		if n < 0 || n > free {
 			r.err = errNegativeRead
 			return r.err
 		}
 		r.w += n
+		switch {
+		case n == free && len(r.buf) < busyBufSize:
+			r.grow = true
+		case n > 0 && n < len(r.buf)/8:
+			r.small++
+		case n > 0:
+			r.small = 0
+		}
 		if err != nil {
 			r.err = err
 			if n > 0 {

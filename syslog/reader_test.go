@@ -230,7 +230,7 @@ func TestReaderMemoryBounded(t *testing.T) {
 	if err != io.EOF || !sameItems(got, frames(Oversize, "hello", Oversize, "world")) {
 		t.Errorf("got %v, %v", got, err)
 	}
-	if len(r.buf) > max+readBufSize+64 {
+	if len(r.buf) > busyBufSize {
 		t.Errorf("buffer grew to %d", len(r.buf))
 	}
 }
@@ -292,5 +292,70 @@ func BenchmarkReader(b *testing.B) {
 		if _, err := r.Next(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// seqSource writes an endless octet-counted stream of numbered frames,
+// filling every read (busy) or one frame per read (trickle).
+type seqSource struct {
+	trickle bool
+	next    int
+	pending []byte
+	reads   int
+}
+
+func (s *seqSource) Read(p []byte) (int, error) {
+	s.reads++
+	n := 0
+	for n < len(p) {
+		if len(s.pending) == 0 {
+			msg := fmt.Sprintf("<134>1 - h app %d - - %s", s.next, strings.Repeat("x", 150))
+			s.pending = fmt.Appendf(nil, "%d %s", len(msg), msg)
+			s.next++
+		}
+		c := copy(p[n:], s.pending)
+		s.pending = s.pending[c:]
+		n += c
+		if s.trickle && len(s.pending) == 0 {
+			break
+		}
+	}
+	return n, nil
+}
+
+// TestReaderBufferFollowsTheSender: the buffer grows to busyBufSize while
+// reads fill it and shrinks back once the sender slows down, and no frame
+// is lost or cut across the resizes.
+func TestReaderBufferFollowsTheSender(t *testing.T) {
+	src := &seqSource{}
+	r := NewReader(src, 64<<10)
+	want := 0
+	check := func(reads int) {
+		t.Helper()
+		for stop := src.reads + reads; src.reads < stop; {
+			f, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got int
+			if _, err := fmt.Sscanf(string(f), "<134>1 - h app %d ", &got); err != nil || got != want {
+				t.Fatalf("frame %q, want number %d", f, want)
+			}
+			want++
+		}
+	}
+	check(5)
+	if len(r.buf) != busyBufSize {
+		t.Fatalf("buffer %d bytes while the sender fills it, want %d", len(r.buf), busyBufSize)
+	}
+	src.trickle = true
+	check(shrinkAfter + 5)
+	if len(r.buf) != readBufSize {
+		t.Fatalf("buffer %d bytes after %d small reads, want %d", len(r.buf), shrinkAfter+5, readBufSize)
+	}
+	src.trickle = false
+	check(5)
+	if len(r.buf) != busyBufSize {
+		t.Fatalf("buffer %d bytes when the sender is busy again, want %d", len(r.buf), busyBufSize)
 	}
 }
