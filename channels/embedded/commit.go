@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -160,7 +161,7 @@ func (l *Log) sweep() {
 	}
 	l.deleteDeadSegments()
 	if l.ckptReq.Swap(false) {
-		if err := l.writeCheckpoint(); err != nil {
+		if _, err := l.writeCheckpoint(); err != nil {
 			l.ckptReq.Store(true)
 			l.logger.Error().Err(err).Msg("write channel checkpoint")
 		}
@@ -219,36 +220,29 @@ func (l *Log) enforceMaxDisk() {
 
 // deleteDeadSegments removes sealed segment files that no channel retains
 // and no reader is reading. A checkpoint written first records the channel
-// states, so what the files said (deletions, epochs) is not forgotten.
+// states, so what the files said (deletions, epochs) is not forgotten; only
+// files wholly before its position go.
 func (l *Log) deleteDeadSegments() {
-	l.wmu.Lock()
-	active := l.active
-	unsynced := len(l.unsynced)
-	l.wmu.Unlock()
-	var dead []*segFile
-	l.segMu.RLock()
-	for _, s := range l.segs {
-		if s != active && s.live.Load() == 0 && s.refs.Load() == 0 {
-			dead = append(dead, s)
-		}
+	if !l.anyDeadSegment() {
+		return
 	}
-	l.segMu.RUnlock()
-	if len(dead) == 0 || unsynced > 0 {
-		return // (wait for rolled segments to be synced first)
-	}
-	if err := l.writeCheckpoint(); err != nil {
+	ckPos, err := l.writeCheckpoint()
+	if err != nil {
 		l.logger.Error().Err(err).Msg("write channel checkpoint; segments kept")
 		return
 	}
-	// Take the files out of the list under the lock, and close and remove
+	// Take the files out of the list under the locks, and close and remove
 	// them after: removing a file can take milliseconds (a filesystem
 	// mounted with discard trims its blocks then), and a segment roll
-	// (under the write lock) waits for segMu.
+	// (under the write lock) waits for segMu. Under the write lock the
+	// active segment and the rolled ones not yet synced are known: they
+	// are never removed, even when nothing in them is retained.
+	var dead []*segFile
+	l.wmu.Lock()
 	l.segMu.Lock()
 	keep := l.segs[:0]
-	dead = dead[:0]
 	for _, s := range l.segs {
-		if s != active && s.live.Load() == 0 && s.refs.Load() == 0 {
+		if s.base+s.size.Load() <= ckPos && l.deadLocked(s) {
 			s.gone.Store(true)
 			dead = append(dead, s)
 			continue
@@ -258,12 +252,37 @@ func (l *Log) deleteDeadSegments() {
 	clear(l.segs[len(keep):])
 	l.segs = keep
 	l.segMu.Unlock()
+	l.wmu.Unlock()
 	for _, s := range dead {
 		s.f.Close()
 		if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			l.logger.Error().Err(err).Str("file", s.path).Msg("remove segment")
 		}
 	}
+}
+
+// anyDeadSegment reports whether a segment could be removed now (not
+// while a rolled segment waits for its sync).
+func (l *Log) anyDeadSegment() bool {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if len(l.unsynced) > 0 {
+		return false
+	}
+	l.segMu.RLock()
+	defer l.segMu.RUnlock()
+	for _, s := range l.segs {
+		if l.deadLocked(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// deadLocked reports whether s is sealed, synced, retains nothing and is
+// not being read (wmu and segMu held).
+func (l *Log) deadLocked(s *segFile) bool {
+	return s != l.active && !slices.Contains(l.unsynced, s) && s.live.Load() == 0 && s.refs.Load() == 0
 }
 
 // checkpoint is the channels' state at a log position: what the segment
@@ -297,7 +316,7 @@ const checkpointFile = "channels.checkpoint"
 
 // writeCheckpoint records every channel's state at the current end of the
 // log (appends wait meanwhile; the file is written after).
-func (l *Log) writeCheckpoint() error {
+func (l *Log) writeCheckpoint() (pos int64, err error) {
 	l.wmu.Lock()
 	ck := checkpoint{Pos: l.end}
 	l.mu.RLock()
@@ -322,13 +341,13 @@ func (l *Log) writeCheckpoint() error {
 	l.wmu.Unlock()
 	b, err := json.Marshal(ck)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, err = replaceFile(l.cfg.Dir, checkpointFile, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})
-	return err
+	return ck.Pos, err
 }
 
 // readCheckpoint reads the checkpoint (none: the zero value).

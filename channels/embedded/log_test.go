@@ -623,3 +623,52 @@ func TestLogPreallocatesSegments(t *testing.T) {
 		t.Fatalf("after a crash: %d messages from %d, want 20 from 1", n, first)
 	}
 }
+
+// TestLogRemovesOnlyDeadSegmentsUnderLoad: segments roll and die fast
+// (small files, 5 messages retained) while the janitor removes dead ones
+// and commits run: the active segment and rolled ones not yet synced are
+// never removed (a removed one fails every later sync, and the log stalls),
+// so a durable append still completes at the end.
+func TestLogRemovesOnlyDeadSegmentsUnderLoad(t *testing.T) {
+	l := openLog(t, embedded.LogConfig{Dir: t.TempDir(), SegmentBytes: 4096, Default: channels.Retention{Count: 5}})
+	defer l.Close()
+	var appenders, janitors sync.WaitGroup
+	done := make(chan struct{})
+	for _, f := range []func(){l.SweepNow, l.CommitNow} {
+		janitors.Add(1)
+		go func() {
+			defer janitors.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					f()
+				}
+			}
+		}()
+	}
+	for w := 0; w < 2; w++ {
+		appenders.Add(1)
+		go func() {
+			defer appenders.Done()
+			ch := fmt.Sprint("c", w)
+			for i := 1; i <= 40000; i++ {
+				appendN(t, l, ch, i, 1, false)
+			}
+		}()
+	}
+	appenders.Wait()
+	close(done)
+	janitors.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := &channels.Batch{ChannelID: "c0", Time: time.Now().UnixNano()}
+	b.Add(msg("c0", 40001))
+	if err := l.AppendDurable(ctx, []*channels.Batch{b}); err != nil {
+		t.Fatalf("durable append after the load: %v", err)
+	}
+	if _, first, n := readAll(t, l, "c0"); n != 5 || first != 39997 {
+		t.Fatalf("c0 holds %d messages from %d, want the last 5 (from 3997)", n, first)
+	}
+}

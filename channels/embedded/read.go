@@ -428,7 +428,7 @@ func (l *Log) Close() error {
 		}
 		c.mu.Unlock()
 	}
-	err := l.writeCheckpoint()
+	_, err := l.writeCheckpoint()
 	l.closeFiles()
 	l.cache.close()
 	return err
