@@ -77,7 +77,7 @@ fi
 
 # --- Plexus ------------------------------------------------------------------
 PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
-	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 \
+	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 1000000 \
 	-drain-retention-bytes 1073741824 -channel-rate 100000000 \
 	-log-level warn >"$tmp/plexus.log" 2>&1 &
 pids+=($!)
@@ -109,7 +109,7 @@ kill "${pids[-1]}"; unset 'pids[-1]'
 # --- -sync always: every append waits for its fsync -------------------------
 rm -f "$tmp/addrs.json"
 PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data3" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
-	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 -sync always \
+	-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 1000000 -sync always \
 	-drain-retention-bytes 1073741824 -log-level warn >"$tmp/plexus3.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done

@@ -11,7 +11,7 @@
 #
 # with a fresh rsyslog and a fresh Plexus (empty data dir, default -sync
 # interval) each round, 200-byte messages over 4 connections. As in
-# bench-peers.sh, Plexus keeps 200,000 messages per channel for sessions
+# bench-peers.sh, Plexus keeps 1,000,000 messages per channel for sessions
 # (-history) and 1 GiB for drains, so that a reader slower than a burst
 # shows up as lower throughput rather than as L10/L11 losses (a run with
 # any message missing counts as 0). Prints every
@@ -60,7 +60,7 @@ plexus() { # plexus OUT bench-flags...: a fresh server, one scenario
 	local out=$1; shift
 	rm -rf "$tmp/data" "$tmp/addrs.json"
 	PLEXUS_AUTH_KEY=bench-key-0123456789 "$tmp/plexus" -data-dir "$tmp/data" -api-addr 127.0.0.1:0 -logs-addr 127.0.0.1:0 \
-		-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 200000 \
+		-syslog-addr 127.0.0.1:0 -syslog-udp-addr "" -addr-file "$tmp/addrs.json" -history 1000000 \
 		-drain-retention-bytes 1073741824 -log-level warn >"$tmp/plexus.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 200); do [[ -s "$tmp/addrs.json" ]] && break; sleep 0.05; done
