@@ -175,7 +175,7 @@ func (l *Limiter) Lease(now int64, n, size, minSize int, def *RateLimit) (gotN, 
 		if l.msgTokens < math.Min(1, msgCap) {
 			return 0, 0, false, l.dropLocked(now)
 		}
-		gotN = max(1, min(n, int(l.msgTokens/4)))
+		gotN = min(n, 1+max(0, int((l.msgTokens-1)/4)))
 		l.msgTokens -= float64(gotN)
 	}
 	if byteRate > 0 {

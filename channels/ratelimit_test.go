@@ -141,7 +141,7 @@ func TestLimiterLease(t *testing.T) {
 	now := time.Now().UnixNano()
 	l := NewLimiter("c")
 	l.Set(&RateLimit{MessagesPerS: 100, BytesPerS: 10000}) // buckets: 100 messages, 10,000 bytes
-	// A quarter of what is there, at least the message at hand.
+	// The message at hand and a quarter of what is left beyond it.
 	n, b, ok, _ := l.Lease(now, 256, 1<<20, 50, nil)
 	if !ok || n != 25 || b != 50+(10000-50)/4 {
 		t.Fatalf("Lease = %d, %d, %v; want 25, %d, true", n, b, ok, 50+(10000-50)/4)
@@ -168,7 +168,7 @@ func TestLimiterLease(t *testing.T) {
 	// What goes back can be leased again.
 	l.Refund(8, 0, nil)
 	if n, _, ok, _ := l.Lease(now, 256, 10, 1, nil); !ok || n != 2 {
-		t.Fatalf("after a refund of 8: Lease = %d, %v; want 2 (a quarter), true", n, ok)
+		t.Fatalf("after a refund of 8: Lease = %d, %v; want 2 (one and a quarter of 7), true", n, ok)
 	}
 	// A message larger than the bytes left is refused and nothing taken.
 	l2 := NewLimiter("d")
@@ -179,8 +179,8 @@ func TestLimiterLease(t *testing.T) {
 	if _, _, ok, first := l2.Lease(now, 1, 60, 60, nil); ok || !first {
 		t.Fatalf("60 bytes with 40 left: ok %v first %v; want refused, first drop", ok, first)
 	}
-	if n, _, ok, _ := l2.Lease(now, 256, 40, 40, nil); !ok || n != 24 {
-		t.Fatalf("after a refusal: Lease = %d, %v; want 24 messages (a quarter of the 99 left), true", n, ok)
+	if n, _, ok, _ := l2.Lease(now, 256, 40, 40, nil); !ok || n != 25 {
+		t.Fatalf("after a refusal: Lease = %d, %v; want 25 messages (one and a quarter of the other 98), true", n, ok)
 	}
 	// Without a limit: everything asked, no lock.
 	if n, b, ok, _ := NewLimiter("e").Lease(now, 256, 1000, 2000, nil); !ok || n != 256 || b != 2000 {

@@ -63,8 +63,9 @@ func (l *Log) createSegment(base int64) (*segFile, error) {
 
 // preallocate reserves a new segment's blocks without changing its size
 // (FALLOC_FL_KEEP_SIZE): the group commit's writeback then finds them
-// allocated instead of allocating them while the appenders write (ingest
-// measured 4 % faster, 6 % less CPU on ext4). Best effort: a filesystem
+// allocated instead of allocating them while the appenders write (≈ 5 %
+// less server CPU end to end on ext4; see docs/performance.md, which also
+// has the cost to BenchmarkLogAppend alone). Best effort: a filesystem
 // without fallocate, or without the space, allocates as it is written.
 // Recovery is unaffected (the file's size is what was written); on disk
 // the active segment takes up to SegmentBytes more than -max-disk counts.
